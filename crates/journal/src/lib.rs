@@ -200,7 +200,11 @@ pub struct JournalConfig {
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        JournalConfig { backend: Backend::Embedded, path: "data/wagate.db".into(), durability: Durability::Fsync }
+        JournalConfig {
+            backend: Backend::Embedded,
+            path: "data/wagate.db".into(),
+            durability: Durability::Fsync,
+        }
     }
 }
 
@@ -210,6 +214,9 @@ impl Default for JournalConfig {
 /// [`JournalError::Unavailable`] when the store cannot be opened or created.
 pub fn open(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
     match config.backend {
-        Backend::Embedded => Ok(std::sync::Arc::new(embedded::Embedded::open(&config.path, config.durability)?)),
+        Backend::Embedded => Ok(std::sync::Arc::new(embedded::Embedded::open(
+            &config.path,
+            config.durability,
+        )?)),
     }
 }
