@@ -77,6 +77,27 @@ pub fn load(
     file: Option<&Path>,
     overrides: &[(&str, figment::value::Value)],
 ) -> Result<Config, String> {
+    let mut figment = layered(file)?;
+    for (key, value) in overrides {
+        figment = figment.merge(Serialized::default(key, value.clone()));
+    }
+    let config = extract(&figment)?;
+    wagate_ingest::config::validate(&config.server, &config.shutdown, &config.sources)
+        .map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+/// Like [`load`] without the cross-field checks: operator commands that only need
+/// `journal.path` work with a config whose secrets live elsewhere.
+///
+/// # Errors
+/// Unknown keys and wrong types.
+pub fn load_unvalidated(file: Option<&Path>) -> Result<Config, String> {
+    extract(&layered(file)?)
+}
+
+/// Defaults, then the file, then `WAGATE_*` variables of the known sections.
+fn layered(file: Option<&Path>) -> Result<Figment, String> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     if let Some(path) = file {
         if !path.exists() {
@@ -92,19 +113,16 @@ pub fn load(
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
         })
     });
-    figment = figment.merge(env);
-    for (key, value) in overrides {
-        figment = figment.merge(Serialized::default(key, value.clone()));
-    }
-    let config: Config = figment.extract().map_err(|e| {
+    Ok(figment.merge(env))
+}
+
+fn extract(figment: &Figment) -> Result<Config, String> {
+    figment.extract().map_err(|e| {
         e.into_iter()
             .map(|e| e.to_string())
             .collect::<Vec<_>>()
             .join("\n")
-    })?;
-    wagate_ingest::config::validate(&config.server, &config.shutdown, &config.sources)
-        .map_err(|e| e.to_string())?;
-    Ok(config)
+    })
 }
 
 /// The effective config as TOML with every secret masked.
