@@ -2,6 +2,8 @@
 //! temporary config and journal, sign payloads like Meta, talk over real sockets.
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
