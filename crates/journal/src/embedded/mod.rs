@@ -36,6 +36,9 @@
 //! commit fails, the whole group is rolled back and every caller gets an error (never an
 //! `Ok` for something not stored).
 //!
+//! WAL checkpoints (copying committed pages into the database file, with its fsync) run on
+//! a third thread every 250 ms in PASSIVE mode, beside the writer, not inside a commit.
+//!
 //! Reads (`stats`) use a separate read-only connection; other processes (the CLI) open their
 //! own read-only [`Reader`] while the server runs.
 //!
@@ -104,12 +107,18 @@ impl Embedded {
         .map_err(sql)?;
         let reader = Reader::from_connection(read, path)?;
 
+        let ckpt = Connection::open(path).map_err(sql)?;
+        schema::configure_writer(&ckpt, durability)?;
+        let checkpointer = writer::Checkpointer::start(ckpt).map_err(|e| {
+            JournalError::Unavailable(format!("cannot start the journal checkpointer: {e}"))
+        })?;
+
         let (tx, rx) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(conn, rx, thread_shared))
+            .spawn(move || writer::run(conn, rx, thread_shared, checkpointer))
             .map_err(|e| {
                 JournalError::Unavailable(format!("cannot start the journal writer: {e}"))
             })?;

@@ -46,6 +46,10 @@ CREATE INDEX IF NOT EXISTS requests_dead ON requests(seq) WHERE state = 'dead';
 /// another process, readers for the writer's lock.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Settings of the write connection (also used by the checkpointer). Automatic checkpoints
+/// are off: the checkpointer thread runs them beside the writer, so a checkpoint's page
+/// copying and database fsync never sit in a commit's latency.
+///
 /// Settings of the write connection. `synchronous=FULL` in WAL mode fsyncs the WAL at every
 /// commit; `NORMAL` leaves that to checkpoints (consistent after power loss, but the last
 /// commits may be gone).
@@ -70,7 +74,7 @@ pub(crate) fn configure_writer(
         "PRAGMA synchronous={sync};
          PRAGMA temp_store=MEMORY;
          PRAGMA cache_size=-16384;
-         PRAGMA wal_autocheckpoint=4096;
+         PRAGMA wal_autocheckpoint=0;
          PRAGMA journal_size_limit=67108864;"
     ))
     .map_err(sql)?;
