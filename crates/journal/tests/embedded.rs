@@ -245,38 +245,3 @@ async fn a_file_that_is_not_a_database_is_refused() {
         "stats of a missing file"
     );
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_scan_uses_the_partial_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wagate.db");
-    let j = Embedded::open(&path, Durability::Os).unwrap();
-    j.append(sample(1, 1)).await.unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let plan = |q: &str| -> String {
-        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
-        st.query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let lease = plan(
-        "SELECT seq FROM requests WHERE state IN ('pending', 'leased')
-         AND ((state = 'pending' AND not_before <= 1) OR (state = 'leased' AND lease_until <= 1)) ORDER BY seq LIMIT 5",
-    );
-    assert!(
-        lease.contains("requests_active") && !lease.contains("TEMP B-TREE"),
-        "lease plan: {lease}"
-    );
-    let count = plan(
-        "SELECT count(*) FROM requests WHERE state IN ('pending', 'leased') AND state = 'pending'",
-    );
-    assert!(
-        count.contains("COVERING INDEX requests_active"),
-        "count plan: {count}"
-    );
-    let done = plan("SELECT count(*) FROM requests WHERE state = 'done'");
-    assert!(done.contains("requests_done"), "done count plan: {done}");
-    j.close().await.unwrap();
-}

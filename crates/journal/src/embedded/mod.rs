@@ -6,7 +6,7 @@
 //!
 //! | column | type | meaning |
 //! |---|---|---|
-//! | `seq` | INTEGER PK | sequence number, increasing in append order |
+//! | `seq` | INTEGER PK AUTOINCREMENT | sequence number, increasing in append order, never reused |
 //! | `id`, `source` | TEXT | request id, `[[sources]]` name |
 //! | `received_at` | INTEGER | unix ms |
 //! | `body` | BLOB | raw body, verbatim |
@@ -245,5 +245,49 @@ impl Journal for Embedded {
             return Ok(()); // already stopped
         }
         rx.await.unwrap_or(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, query: &str) -> String {
+        let mut st = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .unwrap();
+        let rows = st.query_map([0, 5], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn lease_and_counts_use_the_partial_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let lease = plan(&conn, writer::LEASE_SCAN);
+        assert!(
+            lease.contains("requests_active") && !lease.contains("TEMP B-TREE"),
+            "lease plan: {lease}"
+        );
+        let mut st = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", read::COUNTS))
+            .unwrap();
+        let counts: Vec<String> = st
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let counts = counts.join("; ");
+        assert!(
+            !counts.contains("SCAN requests;") && !counts.ends_with("SCAN requests"),
+            "count plan: {counts}"
+        );
+        for index in [
+            "COVERING INDEX requests_active",
+            "requests_done",
+            "requests_dead",
+        ] {
+            assert!(counts.contains(index), "count plan lacks {index}: {counts}");
+        }
     }
 }

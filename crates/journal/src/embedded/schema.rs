@@ -10,7 +10,8 @@ use crate::{Durability, JournalError, State};
 /// [`migrate`] when the layout changes; a file with a newer version is refused.
 pub(crate) const VERSION: i64 = 1;
 
-/// Version 1. States are stored as [`State::as_str`]; times are unix milliseconds.
+/// Version 1. `AUTOINCREMENT` so that a `seq` is never reused, even after the newest rows were
+/// pruned. States are stored as [`State::as_str`]; times are unix milliseconds.
 ///
 /// Indexes are partial so that done rows (the bulk of the table until pruned) cost nothing
 /// to the lease scan:
@@ -20,7 +21,7 @@ pub(crate) const VERSION: i64 = 1;
 /// - `requests_dead`: dead-letter listing and count.
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS requests (
-    seq          INTEGER PRIMARY KEY,
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT    NOT NULL,
     source       TEXT    NOT NULL,
     received_at  INTEGER NOT NULL,

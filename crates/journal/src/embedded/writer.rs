@@ -271,6 +271,13 @@ fn execute(tx: &Transaction<'_>, cmd: &Command, now: i64) -> rusqlite::Result<Ou
     })
 }
 
+/// Due open requests, oldest first. Repeats the `requests_active` condition so SQLite walks
+/// that partial index in `seq` order (no sort, no table scan).
+pub(crate) const LEASE_SCAN: &str = "SELECT seq FROM requests
+     WHERE state IN ('pending', 'leased')
+       AND ((state = 'pending' AND not_before <= ?1) OR (state = 'leased' AND lease_until <= ?1))
+     ORDER BY seq LIMIT ?2";
+
 fn lease(
     tx: &Transaction<'_>,
     max: usize,
@@ -279,12 +286,7 @@ fn lease(
 ) -> rusqlite::Result<Vec<Leased>> {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     let seqs: Vec<i64> = {
-        let mut st = tx.prepare_cached(
-            "SELECT seq FROM requests
-             WHERE state IN ('pending', 'leased')
-               AND ((state = 'pending' AND not_before <= ?1) OR (state = 'leased' AND lease_until <= ?1))
-             ORDER BY seq LIMIT ?2",
-        )?;
+        let mut st = tx.prepare_cached(LEASE_SCAN)?;
         st.query_map(params![now, max], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
