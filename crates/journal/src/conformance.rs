@@ -61,7 +61,7 @@ pub fn sample(n: u64, len: usize) -> Request {
         content_type: Some("application/json".into()),
         signature: Some(format!("x-hub-signature-256: sha256={n:064x}")),
         peer: Some("127.0.0.1:40000".into()),
-        valid_json: n % 2 == 0,
+        valid_json: n.is_multiple_of(2),
     }
 }
 
