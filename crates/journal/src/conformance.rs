@@ -61,7 +61,7 @@ pub fn sample(n: u64, len: usize) -> Request {
         content_type: Some("application/json".into()),
         signature: Some(format!("x-hub-signature-256: sha256={n:064x}")),
         peer: Some("127.0.0.1:40000".into()),
-        valid_json: n % 2 == 0,
+        valid_json: n.is_multiple_of(2),
     }
 }
 
@@ -454,6 +454,26 @@ pub async fn prune_keeps_open_and_dead_requests(f: &dyn Factory) {
     }
 }
 
+/// A `seq` is never reused, even after every request was settled and pruned.
+pub async fn seqs_are_never_reused_after_prune(f: &dyn Factory) {
+    let s = f.create().await;
+    let j = s.journal();
+    let mut last = 0;
+    for n in 0..3 {
+        last = append(&*j, sample(n, 8)).await;
+    }
+    for seq in lease_seqs(&*j, 10, LONG_LEASE).await {
+        j.settle(seq, Settlement::Done).await.expect("settle");
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    j.prune(Duration::ZERO).await.expect("prune");
+    let next = append(&*j, sample(9, 8)).await;
+    assert!(
+        next > last,
+        "seq {next} reused after prune (last was {last})"
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance clause. `$factory` is an expression of a
 /// type implementing [`Factory`], evaluated once per test.
 ///
@@ -476,6 +496,7 @@ macro_rules! journal_conformance {
             append_after_close_fails_with_closed,
             stats_counts_match,
             prune_keeps_open_and_dead_requests,
+            seqs_are_never_reused_after_prune,
         );
     };
     (@tests $factory:expr; $($clause:ident),+ $(,)?) => {

@@ -6,7 +6,7 @@
 //!
 //! | column | type | meaning |
 //! |---|---|---|
-//! | `seq` | INTEGER PK | sequence number, increasing in append order |
+//! | `seq` | INTEGER PK AUTOINCREMENT | sequence number, increasing in append order, never reused |
 //! | `id`, `source` | TEXT | request id, `[[sources]]` name |
 //! | `received_at` | INTEGER | unix ms |
 //! | `body` | BLOB | raw body, verbatim |
@@ -35,6 +35,9 @@
 //! Callers are answered through a oneshot only after the commit; if any statement or the
 //! commit fails, the whole group is rolled back and every caller gets an error (never an
 //! `Ok` for something not stored).
+//!
+//! WAL checkpoints (copying committed pages into the database file, with its fsync) run on
+//! a third thread every 250 ms in PASSIVE mode, beside the writer, not inside a commit.
 //!
 //! Reads (`stats`) use a separate read-only connection; other processes (the CLI) open their
 //! own read-only [`Reader`] while the server runs.
@@ -104,12 +107,18 @@ impl Embedded {
         .map_err(sql)?;
         let reader = Reader::from_connection(read, path)?;
 
+        let ckpt = Connection::open(path).map_err(sql)?;
+        schema::configure_writer(&ckpt, durability)?;
+        let checkpointer = writer::Checkpointer::start(ckpt).map_err(|e| {
+            JournalError::Unavailable(format!("cannot start the journal checkpointer: {e}"))
+        })?;
+
         let (tx, rx) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(conn, rx, thread_shared))
+            .spawn(move || writer::run(conn, rx, thread_shared, checkpointer))
             .map_err(|e| {
                 JournalError::Unavailable(format!("cannot start the journal writer: {e}"))
             })?;
@@ -236,5 +245,49 @@ impl Journal for Embedded {
             return Ok(()); // already stopped
         }
         rx.await.unwrap_or(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(conn: &Connection, query: &str) -> String {
+        let mut st = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .unwrap();
+        let rows = st.query_map([0, 5], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn lease_and_counts_use_the_partial_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let lease = plan(&conn, writer::LEASE_SCAN);
+        assert!(
+            lease.contains("requests_active") && !lease.contains("TEMP B-TREE"),
+            "lease plan: {lease}"
+        );
+        let mut st = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", read::COUNTS))
+            .unwrap();
+        let counts: Vec<String> = st
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let counts = counts.join("; ");
+        assert!(
+            !counts.contains("SCAN requests;") && !counts.ends_with("SCAN requests"),
+            "count plan: {counts}"
+        );
+        for index in [
+            "COVERING INDEX requests_active",
+            "requests_done",
+            "requests_dead",
+        ] {
+            assert!(counts.contains(index), "count plan lacks {index}: {counts}");
+        }
     }
 }

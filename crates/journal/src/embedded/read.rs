@@ -40,6 +40,13 @@ pub struct Reader {
     path: PathBuf,
 }
 
+/// Counts by state; each names its partial index's condition so SQLite counts index entries.
+pub(crate) const COUNTS: &str = "SELECT
+    (SELECT count(*) FROM requests WHERE state IN ('pending', 'leased') AND state = 'pending'),
+    (SELECT count(*) FROM requests WHERE state IN ('pending', 'leased') AND state = 'leased'),
+    (SELECT count(*) FROM requests WHERE state = 'done'),
+    (SELECT count(*) FROM requests WHERE state = 'dead')";
+
 const COLUMNS: &str =
     "seq, id, source, received_at, body, content_type, signature, peer, valid_json,
                        state, attempts, not_before, lease_until, dead_reason, settled_at";
@@ -79,17 +86,12 @@ impl Reader {
     /// # Errors
     /// [`JournalError::Unavailable`] on an I/O or SQLite error.
     pub fn stats(&self) -> Result<Stats, JournalError> {
-        // Each count names the partial index's condition so SQLite counts index entries only.
         let (pending, leased, done, dead): (i64, i64, i64, i64) = self
             .conn
-            .prepare_cached(
-                "SELECT
-                   (SELECT count(*) FROM requests WHERE state IN ('pending', 'leased') AND state = 'pending'),
-                   (SELECT count(*) FROM requests WHERE state IN ('pending', 'leased') AND state = 'leased'),
-                   (SELECT count(*) FROM requests WHERE state = 'done'),
-                   (SELECT count(*) FROM requests WHERE state = 'dead')",
-            )
-            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))))
+            .prepare_cached(COUNTS)
+            .and_then(|mut st| {
+                st.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            })
             .map_err(sql)?;
         let oldest: Option<i64> = self
             .conn

@@ -10,7 +10,8 @@ use crate::{Durability, JournalError, State};
 /// [`migrate`] when the layout changes; a file with a newer version is refused.
 pub(crate) const VERSION: i64 = 1;
 
-/// Version 1. States are stored as [`State::as_str`]; times are unix milliseconds.
+/// Version 1. `AUTOINCREMENT` so that a `seq` is never reused, even after the newest rows were
+/// pruned. States are stored as [`State::as_str`]; times are unix milliseconds.
 ///
 /// Indexes are partial so that done rows (the bulk of the table until pruned) cost nothing
 /// to the lease scan:
@@ -20,7 +21,7 @@ pub(crate) const VERSION: i64 = 1;
 /// - `requests_dead`: dead-letter listing and count.
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS requests (
-    seq          INTEGER PRIMARY KEY,
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT    NOT NULL,
     source       TEXT    NOT NULL,
     received_at  INTEGER NOT NULL,
@@ -46,6 +47,10 @@ CREATE INDEX IF NOT EXISTS requests_dead ON requests(seq) WHERE state = 'dead';
 /// another process, readers for the writer's lock.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Settings of the write connection (also used by the checkpointer). Automatic checkpoints
+/// are off: the checkpointer thread runs them beside the writer, so a checkpoint's page
+/// copying and database fsync never sit in a commit's latency.
+///
 /// Settings of the write connection. `synchronous=FULL` in WAL mode fsyncs the WAL at every
 /// commit; `NORMAL` leaves that to checkpoints (consistent after power loss, but the last
 /// commits may be gone).
@@ -70,7 +75,7 @@ pub(crate) fn configure_writer(
         "PRAGMA synchronous={sync};
          PRAGMA temp_store=MEMORY;
          PRAGMA cache_size=-16384;
-         PRAGMA wal_autocheckpoint=4096;
+         PRAGMA wal_autocheckpoint=0;
          PRAGMA journal_size_limit=67108864;"
     ))
     .map_err(sql)?;

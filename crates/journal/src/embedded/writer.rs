@@ -96,7 +96,12 @@ pub(crate) struct Shared {
 
 /// The writer loop: block for one command, drain what else is queued (bounded), run it all in
 /// one transaction, commit (one WAL sync), then answer every caller.
-pub(crate) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, shared: Arc<Shared>) {
+pub(crate) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Command>,
+    shared: Arc<Shared>,
+    checkpointer: Checkpointer,
+) {
     let mut batch: Vec<Command> = Vec::with_capacity(MAX_GROUP);
     let mut outputs: Vec<Output> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.blocking_recv() {
@@ -131,6 +136,7 @@ pub(crate) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, shared:
             while let Ok(cmd) = rx.try_recv() {
                 cmd.fail(JournalError::Closed);
             }
+            checkpointer.stop();
             let result = shutdown(conn);
             if let Command::Close { reply } = close {
                 drop(reply.send(result));
@@ -139,6 +145,46 @@ pub(crate) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>, shared:
         }
     }
     // Every handle dropped without close(): dropping the connection still checkpoints.
+    checkpointer.stop();
+}
+
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs `wal_checkpoint(PASSIVE)` on its own connection and thread: PASSIVE never blocks the
+/// writer or readers, it copies what it can and leaves the rest for the next round.
+pub(crate) struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn start(conn: Connection) -> std::io::Result<Self> {
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError;
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "journal checkpoint failed");
+                    }
+                }
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread and waits for it (so the final TRUNCATE checkpoint is not contended).
+    fn stop(mut self) {
+        drop(self.stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn commit_group(
@@ -225,6 +271,13 @@ fn execute(tx: &Transaction<'_>, cmd: &Command, now: i64) -> rusqlite::Result<Ou
     })
 }
 
+/// Due open requests, oldest first. Repeats the `requests_active` condition so SQLite walks
+/// that partial index in `seq` order (no sort, no table scan).
+pub(crate) const LEASE_SCAN: &str = "SELECT seq FROM requests
+     WHERE state IN ('pending', 'leased')
+       AND ((state = 'pending' AND not_before <= ?1) OR (state = 'leased' AND lease_until <= ?1))
+     ORDER BY seq LIMIT ?2";
+
 fn lease(
     tx: &Transaction<'_>,
     max: usize,
@@ -233,12 +286,7 @@ fn lease(
 ) -> rusqlite::Result<Vec<Leased>> {
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     let seqs: Vec<i64> = {
-        let mut st = tx.prepare_cached(
-            "SELECT seq FROM requests
-             WHERE state IN ('pending', 'leased')
-               AND ((state = 'pending' AND not_before <= ?1) OR (state = 'leased' AND lease_until <= ?1))
-             ORDER BY seq LIMIT ?2",
-        )?;
+        let mut st = tx.prepare_cached(LEASE_SCAN)?;
         st.query_map(params![now, max], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?
     };
