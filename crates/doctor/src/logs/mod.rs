@@ -102,6 +102,7 @@ pub struct Analyzer {
     pending: HashMap<u64, Vec<Pending>>,
     order: VecDeque<(i64, u64)>,
     pending_len: usize,
+    /// Time of the latest line (not the maximum: concatenated files may go back in time).
     now: i64,
     no_endpoints_lines: Vec<String>,
     no_endpoints_count: u64,
@@ -197,7 +198,7 @@ impl Analyzer {
                 self.record(class, class.typical_status(), true, false, time, &[line]);
             }
             Line::Error(e) => {
-                self.now = self.now.max(e.time);
+                self.now = e.time;
                 let k = key(e.client, e.request);
                 self.pending.entry(k).or_default().push(Pending { time: e.time, kind: e.kind, line: line.to_string() });
                 self.order.push_back((e.time, k));
@@ -206,7 +207,7 @@ impl Analyzer {
             }
             Line::Request(r) => {
                 self.report.requests += 1;
-                self.now = self.now.max(r.time);
+                self.now = r.time;
                 if let Some(class) = r.direct {
                     let visible = r.status >= 400 || class == Class::UpstreamDiedMidBody;
                     self.record(class, Some(r.status), visible, false, Some(r.time), &[line]);
