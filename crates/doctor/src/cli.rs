@@ -168,7 +168,9 @@ fn app_options(args: &ManifestsArgs) -> Result<AppOptions, String> {
         None => None,
     };
     let server = args.app_server.map(|s| {
-        s.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+        s.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
     });
     let front_lb = args.front_lb.map(|l| match l {
         FrontLbArg::Gcp => FrontLb::Gcp,
@@ -211,7 +213,11 @@ fn run_manifests(args: ManifestsArgs) -> ExitCode {
         FailOn::Error => Severity::Error,
         FailOn::Warn => Severity::Warn,
     };
-    if report.max_severity().is_some_and(|s| s >= threshold) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if report.max_severity().is_some_and(|s| s >= threshold) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn run_logs(args: LogsArgs) -> ExitCode {

@@ -17,7 +17,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// 1024), `"4MB"`/`"3 MB"` (powers of 1000).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let num: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -66,7 +68,7 @@ pub fn nginx_int(s: &str) -> Option<i64> {
 /// `2097152` -> `2 MiB (2097152 bytes)`; exact binary units only, else plain bytes.
 pub fn fmt_bytes(n: u64) -> String {
     for (unit, m) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if n >= m && n % m == 0 {
+        if n >= m && n.is_multiple_of(m) {
             return format!("{} {unit} ({n} bytes)", n / m);
         }
     }

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 pub fn testdata(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/doctor").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/doctor")
+        .join(rel)
 }
 
 pub fn read(rel: &str) -> String {

@@ -17,7 +17,10 @@ fn primary(file: &str) -> Option<&'static str> {
 fn all_visible_in(r: &Report, class: Class) {
     for (c, s) in &r.classes {
         if *c != class {
-            assert_eq!(s.client_visible, 0, "{c:?} has client-visible failures: {s:?}");
+            assert_eq!(
+                s.client_visible, 0,
+                "{c:?} has client-visible failures: {s:?}"
+            );
         }
     }
 }
@@ -34,7 +37,10 @@ fn nginx_keepalive_race() {
 
 #[test]
 fn nginx_read_timeout_musl_and_glibc() {
-    assert_eq!(primary("nginx-read-timeout-504.log"), Some("upstream_read_timeout"));
+    assert_eq!(
+        primary("nginx-read-timeout-504.log"),
+        Some("upstream_read_timeout")
+    );
     let musl = common::read("proxy-logs/nginx-read-timeout-504.log");
     assert!(musl.contains("(110: Operation timed out)"));
     let glibc = musl.replace("(110: Operation timed out)", "(110: Connection timed out)");
@@ -42,8 +48,15 @@ fn nginx_read_timeout_musl_and_glibc() {
     assert_eq!(r.primary(), Some(Class::UpstreamReadTimeout));
     assert_eq!(r.classes[&Class::UpstreamReadTimeout].client_visible, 2);
     // Error lines alone (no access log) still classify, for both wordings.
-    let errors_only: String = glibc.lines().filter(|l| l.contains("[error]")).map(|l| format!("{l}\n")).collect();
-    assert_eq!(analyze_str(&errors_only).primary(), Some(Class::UpstreamReadTimeout));
+    let errors_only: String = glibc
+        .lines()
+        .filter(|l| l.contains("[error]"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        analyze_str(&errors_only).primary(),
+        Some(Class::UpstreamReadTimeout)
+    );
 }
 
 #[test]
@@ -60,7 +73,10 @@ fn nginx_connect_refused_rollout() {
 fn nginx_body_too_large() {
     let r = analyze("nginx-body-too-large-413.log");
     assert_eq!(r.primary(), Some(Class::BodyTooLargeProxy));
-    assert_eq!(r.classes[&Class::BodyTooLargeProxy].statuses.get(&413), Some(&2));
+    assert_eq!(
+        r.classes[&Class::BodyTooLargeProxy].statuses.get(&413),
+        Some(&2)
+    );
     assert!(!r.classes.contains_key(&Class::BodyTooLargeApp));
 }
 
@@ -68,7 +84,13 @@ fn nginx_body_too_large() {
 fn nginx_body_buffered_is_not_a_failure() {
     let r = analyze("nginx-body-buffered-tempfile.log");
     assert_eq!(r.primary(), Some(Class::BodyBufferedToDisk));
-    assert!(r.classes.iter().all(|(c, s)| !c.is_failure() && s.client_visible == 0), "{:?}", r.classes);
+    assert!(
+        r.classes
+            .iter()
+            .all(|(c, s)| !c.is_failure() && s.client_visible == 0),
+        "{:?}",
+        r.classes
+    );
     let j = to_json(&r);
     assert_eq!(j["primary"], "body_buffered_to_disk");
     assert_eq!(j["classes"][0]["client_visible"], 0);
@@ -79,7 +101,9 @@ fn nginx_no_endpoints() {
     let r = analyze("nginx-no-endpoints-503.log");
     assert_eq!(r.primary(), Some(Class::NoEndpoints));
     assert_eq!(r.classes[&Class::NoEndpoints].statuses.get(&503), Some(&2));
-    assert!(r.classes[&Class::NoEndpoints].examples[0].contains("does not have any active Endpoint"));
+    assert!(
+        r.classes[&Class::NoEndpoints].examples[0].contains("does not have any active Endpoint")
+    );
 }
 
 #[test]
@@ -99,16 +123,31 @@ fn haproxy_sh_race() {
 fn envoy_uc_race() {
     let r = analyze("envoy-uc-keepalive-race.log");
     assert_eq!(r.primary(), Some(Class::KeepaliveRace));
-    assert_eq!(r.classes[&Class::KeepaliveRace].statuses.get(&503), Some(&2));
+    assert_eq!(
+        r.classes[&Class::KeepaliveRace].statuses.get(&503),
+        Some(&2)
+    );
 }
 
 #[test]
 fn mixed_input_keeps_every_class() {
     let dir = common::testdata("proxy-logs");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     files.sort();
     let r = analyze_paths(&files).unwrap();
-    for c in [Class::KeepaliveRace, Class::UpstreamReadTimeout, Class::UpstreamRefused, Class::BodyTooLargeProxy, Class::BodyBufferedToDisk, Class::NoEndpoints, Class::ClientAbort] {
+    for c in [
+        Class::KeepaliveRace,
+        Class::UpstreamReadTimeout,
+        Class::UpstreamRefused,
+        Class::BodyTooLargeProxy,
+        Class::BodyBufferedToDisk,
+        Class::NoEndpoints,
+        Class::ClientAbort,
+    ] {
         assert!(r.classes.contains_key(&c), "{c:?} missing");
     }
     assert_eq!(r.classes[&Class::KeepaliveRace].client_visible, 6);
@@ -152,7 +191,10 @@ fn traefik_error_lines() {
     let log = "time=\"2026-03-02T10:00:00Z\" level=debug msg=\"'502 Bad Gateway' caused by: EOF\" error=\"EOF\"\n\
 time=\"2026-03-02T10:00:01Z\" level=debug msg=\"'499' caused by: context canceled\" error=\"context canceled\"\n";
     let r = analyze_str(log);
-    assert_eq!(r.classes[&Class::KeepaliveRace].statuses.get(&502), Some(&1));
+    assert_eq!(
+        r.classes[&Class::KeepaliveRace].statuses.get(&502),
+        Some(&1)
+    );
     assert_eq!(r.classes[&Class::ClientAbort].count, 1);
 }
 

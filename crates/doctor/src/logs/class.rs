@@ -94,7 +94,9 @@ impl Class {
         Some(match self {
             Class::KeepaliveRace | Class::UpstreamRefused | Class::ResponseHeaderTooBig => 502,
             Class::ProtocolMismatch | Class::UpstreamCrashed => 502,
-            Class::UpstreamReadTimeout | Class::UpstreamConnectTimeout | Class::UpstreamSendTimeout => 504,
+            Class::UpstreamReadTimeout
+            | Class::UpstreamConnectTimeout
+            | Class::UpstreamSendTimeout => 504,
             Class::NoEndpoints => 503,
             Class::BodyTooLargeProxy | Class::BodyTooLargeApp => 413,
             Class::ClientAbort => 499,
@@ -106,20 +108,46 @@ impl Class {
     /// Root cause in one sentence.
     pub fn root_cause(self) -> &'static str {
         match self {
-            Class::KeepaliveRace => "the app closed an idle keep-alive connection that the proxy then reused (app idle timeout <= proxy upstream keep-alive: ingress-nginx upstream-keepalive-timeout 60s, Envoy idle_timeout 1h, Traefik idleConnTimeout 90s, HAProxy reuse); POSTs are not retried, so the client sees 502/503",
-            Class::UpstreamReadTimeout => "the app sent no response headers within the proxy's read timeout (ingress-nginx proxy-read-timeout 60s, Envoy route timeout 15s): a slow handler or downstream call",
-            Class::UpstreamConnectTimeout => "TCP connect to the pod timed out: stale endpoint (pod/node gone), NetworkPolicy drop or full SYN backlog",
-            Class::UpstreamSendTimeout => "the app stopped reading the request body for proxy-send-timeout",
-            Class::UpstreamRefused => "connection refused: the pod was not listening (exited on SIGTERM before its endpoint was removed, or not ready yet, or wrong targetPort)",
-            Class::NoEndpoints => "the Service had no ready endpoints (failing readiness, crash loop, scaled to 0); the proxy answered 503 without contacting the app",
-            Class::BodyTooLargeProxy => "the request body exceeded the proxy's limit (ingress-nginx proxy-body-size, default 1m); the app never saw the request",
-            Class::BodyTooLargeApp => "the app itself rejected the body as too large (413 with an upstream address), not the proxy",
-            Class::BodyBufferedToDisk => "request bodies larger than client-body-buffer-size (8k) are spooled to a temporary file (disk I/O per webhook); not a failure",
+            Class::KeepaliveRace => {
+                "the app closed an idle keep-alive connection that the proxy then reused (app idle timeout <= proxy upstream keep-alive: ingress-nginx upstream-keepalive-timeout 60s, Envoy idle_timeout 1h, Traefik idleConnTimeout 90s, HAProxy reuse); POSTs are not retried, so the client sees 502/503"
+            }
+            Class::UpstreamReadTimeout => {
+                "the app sent no response headers within the proxy's read timeout (ingress-nginx proxy-read-timeout 60s, Envoy route timeout 15s): a slow handler or downstream call"
+            }
+            Class::UpstreamConnectTimeout => {
+                "TCP connect to the pod timed out: stale endpoint (pod/node gone), NetworkPolicy drop or full SYN backlog"
+            }
+            Class::UpstreamSendTimeout => {
+                "the app stopped reading the request body for proxy-send-timeout"
+            }
+            Class::UpstreamRefused => {
+                "connection refused: the pod was not listening (exited on SIGTERM before its endpoint was removed, or not ready yet, or wrong targetPort)"
+            }
+            Class::NoEndpoints => {
+                "the Service had no ready endpoints (failing readiness, crash loop, scaled to 0); the proxy answered 503 without contacting the app"
+            }
+            Class::BodyTooLargeProxy => {
+                "the request body exceeded the proxy's limit (ingress-nginx proxy-body-size, default 1m); the app never saw the request"
+            }
+            Class::BodyTooLargeApp => {
+                "the app itself rejected the body as too large (413 with an upstream address), not the proxy"
+            }
+            Class::BodyBufferedToDisk => {
+                "request bodies larger than client-body-buffer-size (8k) are spooled to a temporary file (disk I/O per webhook); not a failure"
+            }
             Class::ResponseHeaderTooBig => "response headers exceeded proxy-buffer-size (4k)",
-            Class::ProtocolMismatch => "the proxy and the app disagree on the protocol (TLS vs plain HTTP, h2c-only, wrong port)",
-            Class::UpstreamDiedMidBody => "the app closed the connection while sending the response body (crash, wrong Content-Length); the client got a truncated response",
-            Class::UpstreamCrashed => "the app closed the connection after working on the request (crash, worker timeout kill, OOM, or a connection cut at a timeout): not a keep-alive race",
-            Class::ClientAbort => "the client (Meta, a load balancer) gave up before the response: its timeout is shorter than the app's response time",
+            Class::ProtocolMismatch => {
+                "the proxy and the app disagree on the protocol (TLS vs plain HTTP, h2c-only, wrong port)"
+            }
+            Class::UpstreamDiedMidBody => {
+                "the app closed the connection while sending the response body (crash, wrong Content-Length); the client got a truncated response"
+            }
+            Class::UpstreamCrashed => {
+                "the app closed the connection after working on the request (crash, worker timeout kill, OOM, or a connection cut at a timeout): not a keep-alive race"
+            }
+            Class::ClientAbort => {
+                "the client (Meta, a load balancer) gave up before the response: its timeout is shorter than the app's response time"
+            }
             Class::AppError => "the app itself answered 5xx",
             Class::Unclassified => "a proxy failure status without an error line that explains it",
         }
@@ -128,22 +156,48 @@ impl Class {
     /// Fix in one sentence.
     pub fn fix(self) -> &'static str {
         match self {
-            Class::KeepaliveRace => "make the app's idle timeout exceed the proxy's upstream keep-alive by 5-15 s (wagate: server.idle_timeout, default 75s), or lower the proxy side (ingress-nginx ConfigMap upstream-keepalive-timeout, Istio DestinationRule idleTimeout, Traefik idleConnTimeout); run `wagate doctor manifests`",
-            Class::UpstreamReadTimeout => "acknowledge the webhook immediately and process asynchronously; raise proxy-read-timeout per Ingress only if needed",
-            Class::UpstreamConnectTimeout => "fix endpoint churn (preStop, readiness), NetworkPolicies and capacity",
-            Class::UpstreamSendTimeout => "fix the app's body read path (backpressure, stalled workers)",
-            Class::UpstreamRefused => "add a preStop sleep (native `sleep` action), drain gracefully on SIGTERM, use a readiness probe, and set terminationGracePeriodSeconds > preStop + drain",
-            Class::NoEndpoints => "fix readiness / crash loop / replicas (kubectl get endpointslices, kubectl describe pod)",
-            Class::BodyTooLargeProxy => "set nginx.ingress.kubernetes.io/proxy-body-size (or ConfigMap proxy-body-size) >= max payload + headroom, e.g. \"4m\" for 3 MB webhooks",
-            Class::BodyTooLargeApp => "raise the app's body limit (wagate: server.max_body, default 4MiB)",
-            Class::BodyBufferedToDisk => "optionally raise client-body-buffer-size (e.g. \"64k\") if payloads are routinely larger",
-            Class::ResponseHeaderTooBig => "raise proxy-buffer-size (e.g. \"16k\") or shrink response headers",
-            Class::ProtocolMismatch => "set nginx.ingress.kubernetes.io/backend-protocol to what the app speaks, check the port",
+            Class::KeepaliveRace => {
+                "make the app's idle timeout exceed the proxy's upstream keep-alive by 5-15 s (wagate: server.idle_timeout, default 75s), or lower the proxy side (ingress-nginx ConfigMap upstream-keepalive-timeout, Istio DestinationRule idleTimeout, Traefik idleConnTimeout); run `wagate doctor manifests`"
+            }
+            Class::UpstreamReadTimeout => {
+                "acknowledge the webhook immediately and process asynchronously; raise proxy-read-timeout per Ingress only if needed"
+            }
+            Class::UpstreamConnectTimeout => {
+                "fix endpoint churn (preStop, readiness), NetworkPolicies and capacity"
+            }
+            Class::UpstreamSendTimeout => {
+                "fix the app's body read path (backpressure, stalled workers)"
+            }
+            Class::UpstreamRefused => {
+                "add a preStop sleep (native `sleep` action), drain gracefully on SIGTERM, use a readiness probe, and set terminationGracePeriodSeconds > preStop + drain"
+            }
+            Class::NoEndpoints => {
+                "fix readiness / crash loop / replicas (kubectl get endpointslices, kubectl describe pod)"
+            }
+            Class::BodyTooLargeProxy => {
+                "set nginx.ingress.kubernetes.io/proxy-body-size (or ConfigMap proxy-body-size) >= max payload + headroom, e.g. \"4m\" for 3 MB webhooks"
+            }
+            Class::BodyTooLargeApp => {
+                "raise the app's body limit (wagate: server.max_body, default 4MiB)"
+            }
+            Class::BodyBufferedToDisk => {
+                "optionally raise client-body-buffer-size (e.g. \"64k\") if payloads are routinely larger"
+            }
+            Class::ResponseHeaderTooBig => {
+                "raise proxy-buffer-size (e.g. \"16k\") or shrink response headers"
+            }
+            Class::ProtocolMismatch => {
+                "set nginx.ingress.kubernetes.io/backend-protocol to what the app speaks, check the port"
+            }
             Class::UpstreamDiedMidBody => "find the app crash / Content-Length bug",
-            Class::UpstreamCrashed => "check app logs, OOM kills and worker timeouts around these times",
+            Class::UpstreamCrashed => {
+                "check app logs, OOM kills and worker timeouts around these times"
+            }
             Class::ClientAbort => "respond faster: acknowledge first, then process",
             Class::AppError => "check the app's own logs",
-            Class::Unclassified => "enable the proxy's error log (ingress-nginx: error-log-level notice) next to the access log",
+            Class::Unclassified => {
+                "enable the proxy's error log (ingress-nginx: error-log-level notice) next to the access log"
+            }
         }
     }
 }

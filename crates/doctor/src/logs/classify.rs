@@ -23,7 +23,10 @@ fn split_attempts(s: &str) -> impl Iterator<Item = &str> {
 }
 
 fn idempotent(method: &str) -> bool {
-    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
 }
 
 /// Class of a nginx timeout from the attempt's time: ~proxy-connect-timeout (5 s) vs read.
@@ -38,28 +41,53 @@ fn timeout_class(t: Option<f64>) -> Class {
 pub fn nginx(req: &Request<'_>, errs: &[ErrKind]) -> Option<Verdict> {
     let status = req.status;
     let ok_final = status < 400;
-    let statuses: Vec<&str> = req.upstream.as_ref().map(|u| split_attempts(u.status).collect()).unwrap_or_default();
-    let times: Vec<Option<f64>> =
-        req.upstream.as_ref().map(|u| split_attempts(u.time).map(|t| t.parse().ok()).collect()).unwrap_or_default();
+    let statuses: Vec<&str> = req
+        .upstream
+        .as_ref()
+        .map(|u| split_attempts(u.status).collect())
+        .unwrap_or_default();
+    let times: Vec<Option<f64>> = req
+        .upstream
+        .as_ref()
+        .map(|u| split_attempts(u.time).map(|t| t.parse().ok()).collect())
+        .unwrap_or_default();
     let failed_idx = statuses.iter().rposition(|s| s.starts_with('5'));
     let failed_time = failed_idx.and_then(|i| times.get(i).copied().flatten());
     let retried_ok = ok_final && statuses.len() > 1 && failed_idx.is_some();
     // The decisive condition: the last one that is not the informational temp-file warning.
-    let decisive = errs.iter().rev().find(|k| **k != ErrKind::Buffered).or(errs.last());
+    let decisive = errs
+        .iter()
+        .rev()
+        .find(|k| **k != ErrKind::Buffered)
+        .or(errs.last());
     if let Some(&k) = decisive {
         let mut class = k.class();
         if k.is_race_like() && failed_time.is_some_and(|t| t >= RACE_MAX_SECS) {
             class = Class::UpstreamCrashed;
         }
         if !class.is_failure() {
-            return Some(Verdict { class, visible: false, recovered: false });
+            return Some(Verdict {
+                class,
+                visible: false,
+                recovered: false,
+            });
         }
         let visible = !ok_final || class == Class::UpstreamDiedMidBody;
-        return Some(Verdict { class, visible, recovered: ok_final && !visible });
+        return Some(Verdict {
+            class,
+            visible,
+            recovered: ok_final && !visible,
+        });
     }
     let addr = req.upstream.as_ref().map(|u| u.addr);
     let has_upstream = addr.is_some_and(|a| a != "-" && !a.is_empty());
-    let v = |class, visible, recovered| Some(Verdict { class, visible, recovered });
+    let v = |class, visible, recovered| {
+        Some(Verdict {
+            class,
+            visible,
+            recovered,
+        })
+    };
     match status {
         499 => v(Class::ClientAbort, true, false),
         413 if has_upstream => v(Class::BodyTooLargeApp, true, false),

@@ -72,9 +72,17 @@ impl Report {
         };
         best(&|s| s.client_visible)
             .or_else(|| {
-                let failures: BTreeMap<Class, ClassStats> =
-                    self.classes.iter().filter(|(c, _)| c.is_failure()).map(|(c, s)| (*c, s.clone())).collect();
-                Report { classes: failures, ..Report::default() }.primary_by_count()
+                let failures: BTreeMap<Class, ClassStats> = self
+                    .classes
+                    .iter()
+                    .filter(|(c, _)| c.is_failure())
+                    .map(|(c, s)| (*c, s.clone()))
+                    .collect();
+                Report {
+                    classes: failures,
+                    ..Report::default()
+                }
+                .primary_by_count()
             })
             .or_else(|| self.primary_by_count())
     }
@@ -131,7 +139,15 @@ impl Analyzer {
         Analyzer::default()
     }
 
-    fn record(&mut self, class: Class, status: Option<u16>, visible: bool, recovered: bool, time: Option<i64>, lines: &[&str]) {
+    fn record(
+        &mut self,
+        class: Class,
+        status: Option<u16>,
+        visible: bool,
+        recovered: bool,
+        time: Option<i64>,
+        lines: &[&str],
+    ) {
         let s = self.report.classes.entry(class).or_default();
         s.count += 1;
         if visible {
@@ -157,12 +173,23 @@ impl Analyzer {
     fn record_unmatched(&mut self, p: Pending) {
         let class = p.kind.class();
         let visible = class.is_failure();
-        self.record(class, class.typical_status(), visible, false, Some(p.time), &[&p.line]);
+        self.record(
+            class,
+            class.typical_status(),
+            visible,
+            false,
+            Some(p.time),
+            &[&p.line],
+        );
     }
 
     fn evict(&mut self, force: bool) {
         while let Some(&(t, k)) = self.order.front() {
-            if !force && t >= self.now - WINDOW_SECS && self.pending_len <= MAX_PENDING && self.order.len() <= 2 * MAX_PENDING {
+            if !force
+                && t >= self.now - WINDOW_SECS
+                && self.pending_len <= MAX_PENDING
+                && self.order.len() <= 2 * MAX_PENDING
+            {
                 break;
             }
             self.order.pop_front();
@@ -200,7 +227,11 @@ impl Analyzer {
             Line::Error(e) => {
                 self.now = e.time;
                 let k = key(e.client, e.request);
-                self.pending.entry(k).or_default().push(Pending { time: e.time, kind: e.kind, line: line.to_string() });
+                self.pending.entry(k).or_default().push(Pending {
+                    time: e.time,
+                    kind: e.kind,
+                    line: line.to_string(),
+                });
                 self.order.push_back((e.time, k));
                 self.pending_len += 1;
                 self.evict(false);
@@ -217,7 +248,8 @@ impl Analyzer {
                     if r.status >= 500 || r.status == 499 {
                         *self.traefik_failure_count.entry(r.status).or_default() += 1;
                         if self.traefik_failures.len() < MAX_EXAMPLES {
-                            self.traefik_failures.push((r.status, r.time, example(line)));
+                            self.traefik_failures
+                                .push((r.status, r.time, example(line)));
                         }
                     }
                     return;
@@ -226,8 +258,9 @@ impl Analyzer {
                 if self.pending_len > 0 {
                     let k = key(r.client, r.request);
                     if let Some(list) = self.pending.get_mut(&k) {
-                        let (hit, keep): (Vec<Pending>, Vec<Pending>) =
-                            list.drain(..).partition(|p| (r.time - p.time).abs() <= WINDOW_SECS);
+                        let (hit, keep): (Vec<Pending>, Vec<Pending>) = list
+                            .drain(..)
+                            .partition(|p| (r.time - p.time).abs() <= WINDOW_SECS);
                         *list = keep;
                         if list.is_empty() {
                             self.pending.remove(&k);
@@ -238,10 +271,18 @@ impl Analyzer {
                 }
                 let kinds: Vec<ErrKind> = matched.iter().map(|p| p.kind).collect();
                 if let Some(v) = classify::nginx(&r, &kinds) {
-                    let mut lines: Vec<&str> = matched.iter().map(|p| p.line.as_str()).take(1).collect();
+                    let mut lines: Vec<&str> =
+                        matched.iter().map(|p| p.line.as_str()).take(1).collect();
                     lines.push(line);
                     let time = matched.first().map_or(r.time, |p| p.time.min(r.time));
-                    self.record(v.class, Some(r.status), v.visible, v.recovered, Some(time), &lines);
+                    self.record(
+                        v.class,
+                        Some(r.status),
+                        v.visible,
+                        v.recovered,
+                        Some(time),
+                        &lines,
+                    );
                 }
                 self.evict(false);
             }
@@ -264,14 +305,22 @@ impl Analyzer {
         }
         if self.traefik_errors == 0 {
             for (status, n) in std::mem::take(&mut self.traefik_failure_count) {
-                let class = if status == 499 { Class::ClientAbort } else { Class::Unclassified };
+                let class = if status == 499 {
+                    Class::ClientAbort
+                } else {
+                    Class::Unclassified
+                };
                 let s = self.report.classes.entry(class).or_default();
                 s.count += n;
                 s.client_visible += n;
                 *s.statuses.entry(status).or_default() += n;
             }
             for (status, t, l) in std::mem::take(&mut self.traefik_failures) {
-                let class = if status == 499 { Class::ClientAbort } else { Class::Unclassified };
+                let class = if status == 499 {
+                    Class::ClientAbort
+                } else {
+                    Class::Unclassified
+                };
                 let s = self.report.classes.entry(class).or_default();
                 s.first = Some(s.first.map_or(t, |f| f.min(t)));
                 s.last = Some(s.last.map_or(t, |x| x.max(t)));

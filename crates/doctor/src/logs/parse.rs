@@ -42,7 +42,9 @@ impl ErrKind {
     /// Class when nothing else is known.
     pub fn class(self) -> Class {
         match self {
-            ErrKind::PrematureHeader | ErrKind::ResetHeader | ErrKind::SendFailed => Class::KeepaliveRace,
+            ErrKind::PrematureHeader | ErrKind::ResetHeader | ErrKind::SendFailed => {
+                Class::KeepaliveRace
+            }
             ErrKind::ReadTimeout | ErrKind::BodyTimeout => Class::UpstreamReadTimeout,
             ErrKind::ConnectTimeout => Class::UpstreamConnectTimeout,
             ErrKind::SendTimeout => Class::UpstreamSendTimeout,
@@ -58,7 +60,10 @@ impl ErrKind {
 
     /// Race-type errors that need a small upstream time to be a keep-alive race.
     pub fn is_race_like(self) -> bool {
-        matches!(self, ErrKind::PrematureHeader | ErrKind::ResetHeader | ErrKind::SendFailed)
+        matches!(
+            self,
+            ErrKind::PrematureHeader | ErrKind::ResetHeader | ErrKind::SendFailed
+        )
     }
 }
 
@@ -92,7 +97,11 @@ pub fn err_kind(msg: &str) -> Option<ErrKind> {
             ErrKind::BodyTimeout
         }
     } else if msg.contains("upstream prematurely closed connection") {
-        if body { ErrKind::DiedMidBody } else { ErrKind::PrematureHeader }
+        if body {
+            ErrKind::DiedMidBody
+        } else {
+            ErrKind::PrematureHeader
+        }
     } else if msg.contains("upstream sent too big header") {
         ErrKind::TooBigHeader
     } else if msg.contains("upstream sent no valid HTTP")
@@ -186,7 +195,13 @@ pub fn parse_line(line: &str) -> Line<'_> {
     if b.is_empty() || b[0] == b'#' {
         return Line::Other;
     }
-    if b.len() > 20 && b[4] == b'/' && b[7] == b'/' && b[10] == b' ' && b[13] == b':' && b[19] == b' ' {
+    if b.len() > 20
+        && b[4] == b'/'
+        && b[7] == b'/'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[19] == b' '
+    {
         return parse_nginx_error(line).unwrap_or(Line::Other);
     }
     if b[0] == b'[' && b.len() > 12 && b[1].is_ascii_digit() && b[11] == b'T' {
@@ -195,17 +210,19 @@ pub fn parse_line(line: &str) -> Line<'_> {
     if line.contains("does not have any active Endpoint") {
         return Line::NoEndpoints;
     }
-    if line.contains(" haproxy[") {
-        if let Some(l) = parse_haproxy(line) {
-            return l;
-        }
+    if line.contains(" haproxy[")
+        && let Some(l) = parse_haproxy(line)
+    {
+        return l;
     }
-    if line.contains("error=\"") || line.contains("\"error\":\"") {
-        if let Some(l) = parse_traefik_error(line) {
-            return l;
-        }
+    if (line.contains("error=\"") || line.contains("\"error\":\""))
+        && let Some(l) = parse_traefik_error(line)
+    {
+        return l;
     }
-    parse_access(line).or_else(|| parse_haproxy(line)).unwrap_or(Line::Other)
+    parse_access(line)
+        .or_else(|| parse_haproxy(line))
+        .unwrap_or(Line::Other)
 }
 
 fn parse_nginx_error(line: &str) -> Option<Line<'_>> {
@@ -214,7 +231,12 @@ fn parse_nginx_error(line: &str) -> Option<Line<'_>> {
     let kind = err_kind(msg)?;
     let client = field(msg, ", client: ", ',').unwrap_or("");
     let request = field(msg, ", request: \"", '"').unwrap_or("");
-    Some(Line::Error(ErrorLine { time, kind, client, request }))
+    Some(Line::Error(ErrorLine {
+        time,
+        kind,
+        client,
+        request,
+    }))
 }
 
 /// Text after `start` up to `end`.
@@ -265,7 +287,15 @@ fn parse_access(line: &str) -> Option<Line<'_>> {
         None => (rest, false, None),
     };
     let _ = rest;
-    Some(Line::Request(Request { time, client, request, status, upstream, direct: None, traefik }))
+    Some(Line::Request(Request {
+        time,
+        client,
+        request,
+        status,
+        upstream,
+        direct: None,
+        traefik,
+    }))
 }
 
 /// `request_length request_time [name] [alt] addr len time status req_id`, where addr/len/time/
@@ -298,7 +328,11 @@ fn parse_upstream(s: &str) -> Option<Upstream<'_>> {
     if fields.len() < 8 || !fields[2].starts_with('[') {
         return None;
     }
-    Some(Upstream { addr: fields[4], time: fields[6], status: fields[7] })
+    Some(Upstream {
+        addr: fields[4],
+        time: fields[6],
+        status: fields[7],
+    })
 }
 
 /// HAProxy `option httplog`: `... client:port [date] frontend backend/server Tr/Tw/Tc/Tr/Ta
@@ -313,7 +347,11 @@ fn parse_haproxy(line: &str) -> Option<Line<'_>> {
     let mut toks = ts[end + 1..].split_whitespace();
     let _frontend = toks.next()?;
     let _backend = toks.next()?;
-    let timers: Vec<i64> = toks.next()?.split('/').map(|t| t.trim_start_matches('+').parse().unwrap_or(-1)).collect();
+    let timers: Vec<i64> = toks
+        .next()?
+        .split('/')
+        .map(|t| t.trim_start_matches('+').parse().unwrap_or(-1))
+        .collect();
     let status: u16 = toks.next()?.parse().ok()?;
     let _bytes = toks.next()?;
     let _cc = toks.next()?;
@@ -322,7 +360,10 @@ fn parse_haproxy(line: &str) -> Option<Line<'_>> {
     if timers.len() != 5 || tsc.len() != 4 {
         return None;
     }
-    let request = line.rfind(" \"").and_then(|i| quoted(&line[i + 1..])).map_or("", |(r, _)| r);
+    let request = line
+        .rfind(" \"")
+        .and_then(|i| quoted(&line[i + 1..]))
+        .map_or("", |(r, _)| r);
     let (tr, ta) = (timers[3], timers[4]);
     let direct = match &tsc[..2] {
         "SH" if tr < 0 && (0..100).contains(&ta) => Some(Class::KeepaliveRace),
@@ -337,7 +378,15 @@ fn parse_haproxy(line: &str) -> Option<Line<'_>> {
         _ if status >= 500 => Some(Class::Unclassified),
         _ => None,
     };
-    Some(Line::Request(Request { time, client, request, status, upstream: None, direct, traefik: false }))
+    Some(Line::Request(Request {
+        time,
+        client,
+        request,
+        status,
+        upstream: None,
+        direct,
+        traefik: false,
+    }))
 }
 
 /// Envoy default / Istio access log.
@@ -367,7 +416,11 @@ fn parse_envoy(line: &str) -> Option<Line<'_>> {
     let client = field(line, "\" \"", '"').unwrap_or("");
     let has = |f: &str| flags.split(',').any(|x| x == f);
     let direct = if has("UC") {
-        Some(if (0..100).contains(&duration) { Class::KeepaliveRace } else { Class::UpstreamCrashed })
+        Some(if (0..100).contains(&duration) {
+            Class::KeepaliveRace
+        } else {
+            Class::UpstreamCrashed
+        })
     } else if has("UF") {
         Some(Class::UpstreamRefused)
     } else if has("UT") {
@@ -385,24 +438,39 @@ fn parse_envoy(line: &str) -> Option<Line<'_>> {
     } else {
         None
     };
-    Some(Line::Request(Request { time, client, request, status, upstream: None, direct, traefik: false }))
+    Some(Line::Request(Request {
+        time,
+        client,
+        request,
+        status,
+        upstream: None,
+        direct,
+        traefik: false,
+    }))
 }
 
 /// Traefik (logfmt or JSON) error line: `error="EOF"` etc. (knowledge base 3.4).
 fn parse_traefik_error(line: &str) -> Option<Line<'_>> {
     let err = field(line, "error=\"", '"').or_else(|| field(line, "\"error\":\"", '"'))?;
-    let class = if err == "EOF" || err.ends_with(": EOF") || err.contains("connection reset by peer") {
-        Class::KeepaliveRace
-    } else if err.contains("context canceled") {
-        Class::ClientAbort
-    } else if err.contains("i/o timeout") || err.contains("timeout awaiting response headers") {
-        if err.contains("dial tcp") { Class::UpstreamConnectTimeout } else { Class::UpstreamReadTimeout }
-    } else if err.contains("connection refused") {
-        Class::UpstreamRefused
-    } else {
-        return None;
-    };
-    let time = field(line, "time=\"", '"').or_else(|| field(line, "\"time\":\"", '"')).and_then(time::iso);
+    let class =
+        if err == "EOF" || err.ends_with(": EOF") || err.contains("connection reset by peer") {
+            Class::KeepaliveRace
+        } else if err.contains("context canceled") {
+            Class::ClientAbort
+        } else if err.contains("i/o timeout") || err.contains("timeout awaiting response headers") {
+            if err.contains("dial tcp") {
+                Class::UpstreamConnectTimeout
+            } else {
+                Class::UpstreamReadTimeout
+            }
+        } else if err.contains("connection refused") {
+            Class::UpstreamRefused
+        } else {
+            return None;
+        };
+    let time = field(line, "time=\"", '"')
+        .or_else(|| field(line, "\"time\":\"", '"'))
+        .and_then(time::iso);
     Some(Line::Traefik { time, class })
 }
 
@@ -421,7 +489,9 @@ mod tests {
             Some(ErrKind::ConnectTimeout)
         );
         assert_eq!(
-            err_kind("recv() failed (104: Connection reset by peer) while reading response header from upstream"),
+            err_kind(
+                "recv() failed (104: Connection reset by peer) while reading response header from upstream"
+            ),
             Some(ErrKind::ResetHeader)
         );
         assert_eq!(
@@ -437,7 +507,9 @@ mod tests {
     #[test]
     fn upstream_lists() {
         let l = "1.2.3.4 - - [02/Mar/2026:15:00:12 +0000] \"POST /webhook HTTP/1.1\" 200 2 \"-\" \"ua x\" 2318 0.013 [ns-svc-8080] [] 10.0.0.1:8080, 10.0.0.2:8080 0, 2 0.000, 0.012 502, 200 abc";
-        let Line::Request(r) = parse_line(l) else { panic!("not a request") };
+        let Line::Request(r) = parse_line(l) else {
+            panic!("not a request")
+        };
         let u = r.upstream.unwrap();
         assert_eq!(u.addr, "10.0.0.1:8080, 10.0.0.2:8080");
         assert_eq!(u.time, "0.000, 0.012");

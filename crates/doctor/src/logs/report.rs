@@ -11,12 +11,19 @@ use super::{Report, time};
 /// `examples`, `root_cause`, `fix`, sorted by client-visible count then count.
 pub fn to_json(report: &Report) -> Value {
     let mut classes: Vec<_> = report.classes.iter().collect();
-    classes.sort_by(|a, b| (b.1.client_visible, b.1.count).cmp(&(a.1.client_visible, a.1.count)).then(a.0.cmp(b.0)));
+    classes.sort_by(|a, b| {
+        (b.1.client_visible, b.1.count)
+            .cmp(&(a.1.client_visible, a.1.count))
+            .then(a.0.cmp(b.0))
+    });
     let classes: Vec<Value> = classes
         .into_iter()
         .map(|(c, s)| {
-            let statuses: serde_json::Map<String, Value> =
-                s.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            let statuses: serde_json::Map<String, Value> = s
+                .statuses
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
             json!({
                 "class": c.name(),
                 "count": s.count,
@@ -48,13 +55,22 @@ pub fn render_json(report: &Report) -> String {
 /// Human-readable report.
 pub fn render_text(report: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "wagate doctor logs: {} lines, {} requests", report.lines, report.requests);
+    let _ = writeln!(
+        s,
+        "wagate doctor logs: {} lines, {} requests",
+        report.lines, report.requests
+    );
     let Some(primary) = report.primary() else {
         let _ = writeln!(s, "No proxy failures found.");
         return s;
     };
     let visible: u64 = report.classes.values().map(|c| c.client_visible).sum();
-    let _ = writeln!(s, "Primary: {} ({} client-visible failure(s) in total)\n", primary.name(), visible);
+    let _ = writeln!(
+        s,
+        "Primary: {} ({} client-visible failure(s) in total)\n",
+        primary.name(),
+        visible
+    );
     let v = to_json(report);
     for c in v["classes"].as_array().into_iter().flatten() {
         let statuses: Vec<String> = c["statuses"]
@@ -67,10 +83,18 @@ pub fn render_text(report: &Report) -> String {
             s,
             "{}{}: {} request(s), {} client-visible{}, {} recovered by retry",
             c["class"].as_str().unwrap_or(""),
-            if c["failure"] == json!(false) { " (informational)" } else { "" },
+            if c["failure"] == json!(false) {
+                " (informational)"
+            } else {
+                ""
+            },
             c["count"],
             c["client_visible"],
-            if statuses.is_empty() { String::new() } else { format!(" ({})", statuses.join(", ")) },
+            if statuses.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", statuses.join(", "))
+            },
             c["recovered"],
         );
         if let (Some(f), Some(l)) = (c["first"].as_str(), c["last"].as_str()) {

@@ -26,7 +26,9 @@ fn epoch(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
 }
 
 fn month(s: &str) -> Option<i64> {
-    const M: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const M: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     M.iter().position(|m| *m == s).map(|i| i as i64 + 1)
 }
 
@@ -35,7 +37,14 @@ pub fn nginx_error(s: &str) -> Option<i64> {
     if s.len() < 19 {
         return None;
     }
-    epoch(num(&s[0..4])?, num(&s[5..7])?, num(&s[8..10])?, num(&s[11..13])?, num(&s[14..16])?, num(&s[17..19])?)
+    epoch(
+        num(&s[0..4])?,
+        num(&s[5..7])?,
+        num(&s[8..10])?,
+        num(&s[11..13])?,
+        num(&s[14..16])?,
+        num(&s[17..19])?,
+    )
 }
 
 /// Common log format `02/Mar/2026:10:15:42 +0000` (also HAProxy `02/Mar/2026:10:15:42.101`).
@@ -43,8 +52,17 @@ pub fn clf(s: &str) -> Option<i64> {
     if s.len() < 20 {
         return None;
     }
-    let t = epoch(num(&s[7..11])?, month(&s[3..6])?, num(&s[0..2])?, num(&s[12..14])?, num(&s[15..17])?, num(&s[18..20])?)?;
-    let off = s[20..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit()).trim();
+    let t = epoch(
+        num(&s[7..11])?,
+        month(&s[3..6])?,
+        num(&s[0..2])?,
+        num(&s[12..14])?,
+        num(&s[15..17])?,
+        num(&s[18..20])?,
+    )?;
+    let off = s[20..]
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit())
+        .trim();
     Some(t - tz_offset(off))
 }
 
@@ -67,7 +85,14 @@ pub fn iso(s: &str) -> Option<i64> {
     if s.len() < 19 {
         return None;
     }
-    let t = epoch(num(&s[0..4])?, num(&s[5..7])?, num(&s[8..10])?, num(&s[11..13])?, num(&s[14..16])?, num(&s[17..19])?)?;
+    let t = epoch(
+        num(&s[0..4])?,
+        num(&s[5..7])?,
+        num(&s[8..10])?,
+        num(&s[11..13])?,
+        num(&s[14..16])?,
+        num(&s[17..19])?,
+    )?;
     let off = s[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
     Some(t - if off == "Z" { 0 } else { tz_offset(off) })
 }
@@ -85,7 +110,12 @@ pub fn format(t: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]

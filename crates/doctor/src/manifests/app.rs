@@ -22,7 +22,10 @@ pub struct Val<T> {
 }
 
 fn val<T>(value: T, source: impl Into<String>) -> Val<T> {
-    Val { value, source: source.into() }
+    Val {
+        value,
+        source: source.into(),
+    }
 }
 
 /// App-side knobs given on the command line.
@@ -80,15 +83,30 @@ impl AppSettings {
     /// wagate's built-in defaults (`[server]`, `[shutdown]`).
     pub fn wagate_defaults() -> AppSettings {
         AppSettings {
-            idle: val(Some(Duration::from_secs(75)), "wagate default server.idle_timeout"),
+            idle: val(
+                Some(Duration::from_secs(75)),
+                "wagate default server.idle_timeout",
+            ),
             max_body: val(Some(4 << 20), "wagate default server.max_body"),
             handler_max: val(Duration::from_secs(5), "wagate default server.ack_timeout"),
-            request_timeout: Some(val(Duration::from_secs(5), "wagate default server.ack_timeout")),
-            payload: val(DEFAULT_PAYLOAD, "default: Meta's maximum webhook body (3 MB)"),
+            request_timeout: Some(val(
+                Duration::from_secs(5),
+                "wagate default server.ack_timeout",
+            )),
+            payload: val(
+                DEFAULT_PAYLOAD,
+                "default: Meta's maximum webhook body (3 MB)",
+            ),
             idempotent: val(None, "unknown"),
             front_lb: val(FrontLb::None, "default"),
-            drain_delay: Some(val(Duration::from_secs(5), "wagate default shutdown.drain_delay")),
-            shutdown_timeout: Some(val(Duration::from_secs(25), "wagate default shutdown.timeout")),
+            drain_delay: Some(val(
+                Duration::from_secs(5),
+                "wagate default shutdown.drain_delay",
+            )),
+            shutdown_timeout: Some(val(
+                Duration::from_secs(25),
+                "wagate default shutdown.timeout",
+            )),
             image: None,
             assumed_defaults: true,
             sources: Vec::new(),
@@ -112,7 +130,9 @@ impl AppSettings {
         let src = format!("{source} ({})", d.source);
         self.idle = val(d.idle_secs.map(Duration::from_secs), src.clone());
         self.max_body = val(d.max_body, src.clone());
-        self.request_timeout = d.request_timeout_secs.map(|s| val(Duration::from_secs(s), src.clone()));
+        self.request_timeout = d
+            .request_timeout_secs
+            .map(|s| val(Duration::from_secs(s), src.clone()));
         self.drain_delay = None;
         self.shutdown_timeout = None;
         Ok(())
@@ -120,7 +140,9 @@ impl AppSettings {
 
     fn apply_profile(&mut self, doc: &super::load::Document) {
         let name = format!("DoctorAppProfile {}", doc.name());
-        let Some(spec) = doc.value.get("spec").and_then(Value::as_object) else { return };
+        let Some(spec) = doc.value.get("spec").and_then(Value::as_object) else {
+            return;
+        };
         // A profile describes the app as a whole: wagate-only knobs no longer apply.
         self.drain_delay = None;
         self.shutdown_timeout = None;
@@ -144,13 +166,20 @@ impl AppSettings {
         if let Some(b) = spec.get("idempotentProcessing").and_then(Value::as_bool) {
             self.idempotent = val(Some(b), format!("{name} spec.idempotentProcessing"));
         }
-        if let Some(lb) = spec.get("frontLoadBalancer").and_then(Value::as_str).and_then(FrontLb::parse) {
+        if let Some(lb) = spec
+            .get("frontLoadBalancer")
+            .and_then(Value::as_str)
+            .and_then(FrontLb::parse)
+        {
             self.front_lb = val(lb, format!("{name} spec.frontLoadBalancer"));
         }
         if let Some(d) = spec.get("drainDelaySeconds").and_then(secs) {
             self.drain_delay = Some(val(d, format!("{name} spec.drainDelaySeconds")));
         }
-        self.image = spec.get("image").and_then(Value::as_str).map(str::to_string);
+        self.image = spec
+            .get("image")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         self.sources.push(name);
     }
 
@@ -161,7 +190,10 @@ impl AppSettings {
         match key {
             "server.idle_timeout" => self.idle = val(Some(dur()?), src),
             "server.max_body" => {
-                self.max_body = val(Some(parse_size(raw).map_err(|e| format!("{src}: {e}"))?), src)
+                self.max_body = val(
+                    Some(parse_size(raw).map_err(|e| format!("{src}: {e}"))?),
+                    src,
+                )
             }
             "server.ack_timeout" => {
                 let d = dur()?;
@@ -177,7 +209,9 @@ impl AppSettings {
 
     /// Applies a wagate TOML config (only the keys the doctor needs; the rest is ignored).
     fn apply_wagate_toml(&mut self, text: &str, source: &str) -> Result<(), String> {
-        let table: toml::Table = text.parse().map_err(|e| format!("{source}: invalid TOML: {e}"))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| format!("{source}: invalid TOML: {e}"))?;
         for (section, key) in [
             ("server", "idle_timeout"),
             ("server", "max_body"),
@@ -189,7 +223,11 @@ impl AppSettings {
             let raw = match v {
                 Some(toml::Value::String(s)) => s.clone(),
                 Some(toml::Value::Integer(i)) => i.to_string(),
-                Some(other) => return Err(format!("{source}: {section}.{key}: unexpected value {other}")),
+                Some(other) => {
+                    return Err(format!(
+                        "{source}: {section}.{key}: unexpected value {other}"
+                    ));
+                }
                 None => continue,
             };
             self.apply_wagate_key(&format!("{section}.{key}"), &raw, source)?;
@@ -205,7 +243,8 @@ fn env_key(name: &str) -> Option<String> {
 }
 
 fn is_wagate_toml(text: &str) -> bool {
-    text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("server") || t.contains_key("shutdown"))
+    text.parse::<toml::Table>()
+        .is_ok_and(|t| t.contains_key("server") || t.contains_key("shutdown"))
 }
 
 /// Resolves the app settings; `Err` for invalid flag or config values (exit 2).
@@ -217,25 +256,37 @@ pub fn resolve(inv: &Inventory<'_>, opts: &AppOptions) -> Result<AppSettings, St
     }
     // wagate config found in the manifests.
     for cm in &inv.config_maps {
-        for (k, v) in cm.value.get("data").and_then(Value::as_object).into_iter().flatten() {
-            if let (true, Some(text)) = (k.ends_with(".toml"), v.as_str()) {
-                if is_wagate_toml(text) {
-                    let src = format!("{} data.{k}", cm.object());
-                    app.apply_wagate_toml(text, &src)?;
-                    app.sources.push(src);
-                    app.assumed_defaults = false;
-                }
+        for (k, v) in cm
+            .value
+            .get("data")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let (true, Some(text)) = (k.ends_with(".toml"), v.as_str())
+                && is_wagate_toml(text)
+            {
+                let src = format!("{} data.{k}", cm.object());
+                app.apply_wagate_toml(text, &src)?;
+                app.sources.push(src);
+                app.assumed_defaults = false;
             }
         }
     }
     for w in inv.app_workloads() {
         for c in containers(w) {
             let image = c.get("image").and_then(Value::as_str).unwrap_or("");
-            let env = c.get("env").and_then(Value::as_array).cloned().unwrap_or_default();
+            let env = c
+                .get("env")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let mut wagate_env = false;
             for e in &env {
-                let (Some(name), Some(value)) = (e.get("name").and_then(Value::as_str), e.get("value").and_then(scalar_text))
-                else {
+                let (Some(name), Some(value)) = (
+                    e.get("name").and_then(Value::as_str),
+                    e.get("value").and_then(scalar_text),
+                ) else {
                     continue;
                 };
                 if let Some(key) = env_key(name) {
@@ -245,7 +296,11 @@ pub fn resolve(inv: &Inventory<'_>, opts: &AppOptions) -> Result<AppSettings, St
             }
             if wagate_env || image.contains("wagate") {
                 app.image = Some(image.to_string());
-                app.sources.push(format!("{} container {}", w.object(), c.get("name").and_then(Value::as_str).unwrap_or("")));
+                app.sources.push(format!(
+                    "{} container {}",
+                    w.object(),
+                    c.get("name").and_then(Value::as_str).unwrap_or("")
+                ));
                 app.assumed_defaults = false;
             }
         }

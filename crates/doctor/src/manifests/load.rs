@@ -31,12 +31,18 @@ impl Document {
 
     /// `metadata.name`, or empty.
     pub fn name(&self) -> &str {
-        self.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        self.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// `metadata.namespace`, or empty.
     pub fn namespace(&self) -> &str {
-        self.value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// `Kind namespace/name` (or `Kind name` without a namespace).
@@ -49,7 +55,10 @@ impl Document {
 
     /// Absolute 1-based line of the first line containing `needle` (e.g. a key), if any.
     pub fn line_of(&self, needle: &str) -> Option<usize> {
-        self.text.lines().position(|l| l.contains(needle)).map(|i| self.start_line + i)
+        self.text
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| self.start_line + i)
     }
 }
 
@@ -97,7 +106,8 @@ fn load_path(p: &Path, docs: &mut Vec<Document>, explicit: bool) -> Result<(), L
     if !explicit && !is_yaml {
         return Ok(());
     }
-    let text = std::fs::read_to_string(p).map_err(|e| LoadError(format!("{}: {e}", p.display())))?;
+    let text =
+        std::fs::read_to_string(p).map_err(|e| LoadError(format!("{}: {e}", p.display())))?;
     docs.extend(parse_str(&p.display().to_string(), &text)?);
     Ok(())
 }
@@ -114,7 +124,9 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Document>, LoadError> {
             continue;
         }
         let value: Value = serde_saphyr::from_str(&chunk).map_err(|e| {
-            LoadError(format!("{file}: YAML document starting at line {start_line}: {e}"))
+            LoadError(format!(
+                "{file}: YAML document starting at line {start_line}: {e}"
+            ))
         })?;
         flatten(file, start_line, &chunk, value, &mut out);
     }
@@ -125,7 +137,10 @@ fn flatten(file: &str, start_line: usize, text: &str, value: Value, out: &mut Ve
     if !value.is_object() {
         return;
     }
-    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"));
+    let is_list = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"));
     if is_list {
         if let Some(Value::Array(items)) = value.get("items") {
             for item in items.clone() {
@@ -134,7 +149,12 @@ fn flatten(file: &str, start_line: usize, text: &str, value: Value, out: &mut Ve
         }
         return;
     }
-    out.push(Document { file: file.to_string(), start_line, text: text.to_string(), value });
+    out.push(Document {
+        file: file.to_string(),
+        start_line,
+        text: text.to_string(),
+        value,
+    });
 }
 
 /// Splits at `---` document markers; returns (1-based first line, text) pairs.

@@ -36,8 +36,17 @@ pub fn check_documents(docs: &[Document], opts: &AppOptions) -> Result<Report, S
     let inv = model::Inventory::build(docs);
     let app = app::resolve(&inv, opts)?;
     let mut findings = rules::run(&inv, &app);
-    findings.sort_by(|a, b| a.object.cmp(&b.object).then(b.severity.cmp(&a.severity)).then(a.rule.cmp(b.rule)));
-    Ok(Report { findings, app, objects: docs.len() })
+    findings.sort_by(|a, b| {
+        a.object
+            .cmp(&b.object)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.rule.cmp(b.rule))
+    });
+    Ok(Report {
+        findings,
+        app,
+        objects: docs.len(),
+    })
 }
 
 /// Parses YAML text (multi-document) and lints it.

@@ -81,7 +81,9 @@ pub fn containers(doc: &Document) -> Vec<&Map<String, Value>> {
 /// The pod spec of a workload (or of a Pod).
 pub fn pod_spec(doc: &Document) -> Option<&Map<String, Value>> {
     let v = &doc.value;
-    v.pointer("/spec/template/spec").or_else(|| v.pointer("/spec")).and_then(Value::as_object)
+    v.pointer("/spec/template/spec")
+        .or_else(|| v.pointer("/spec"))
+        .and_then(Value::as_object)
 }
 
 fn image_of(doc: &Document) -> Vec<String> {
@@ -94,11 +96,16 @@ fn image_of(doc: &Document) -> Vec<String> {
 fn controller_of(doc: &Document) -> Option<ControllerKind> {
     let args = container_args(doc);
     let images = image_of(doc);
-    if images.iter().any(|i| i.contains("ingress-nginx/controller"))
+    if images
+        .iter()
+        .any(|i| i.contains("ingress-nginx/controller"))
         || args.iter().any(|a| a.contains("/nginx-ingress-controller"))
     {
         Some(ControllerKind::IngressNginx)
-    } else if images.iter().any(|i| i.contains("nginx/nginx-ingress") || i.contains("nginx-plus-ingress")) {
+    } else if images
+        .iter()
+        .any(|i| i.contains("nginx/nginx-ingress") || i.contains("nginx-plus-ingress"))
+    {
         Some(ControllerKind::NginxInc)
     } else {
         None
@@ -175,7 +182,9 @@ impl<'a> Inventory<'a> {
 
     /// The annotation prefix ingress-nginx reads.
     pub fn prefix(&self) -> &str {
-        self.controller.as_ref().map_or(kb::DEFAULT_PREFIX, |c| c.annotations_prefix.as_str())
+        self.controller
+            .as_ref()
+            .map_or(kb::DEFAULT_PREFIX, |c| c.annotations_prefix.as_str())
     }
 
     /// Whether an Ingress is served by the nginx class (ingress-nginx or NGINX Inc).
@@ -183,21 +192,34 @@ impl<'a> Inventory<'a> {
         let class = ing
             .value
             .pointer("/spec/ingressClassName")
-            .or_else(|| ing.value.pointer("/metadata/annotations/kubernetes.io~1ingress.class"))
+            .or_else(|| {
+                ing.value
+                    .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
+            })
             .and_then(Value::as_str);
         match class {
             Some(c) => c.contains("nginx"),
             // No class: the default IngressClass; assume nginx when nginx annotations are used.
-            None => annotations(ing).keys().any(|k| k.starts_with("nginx.ingress.kubernetes.io/")),
+            None => annotations(ing)
+                .keys()
+                .any(|k| k.starts_with("nginx.ingress.kubernetes.io/")),
         }
     }
 
     /// Ingresses served by ingress-nginx (not NGINX Inc's controller).
     pub fn nginx_ingresses(&self) -> Vec<&'a Document> {
-        if self.controller.as_ref().is_some_and(|c| c.kind == ControllerKind::NginxInc) {
+        if self
+            .controller
+            .as_ref()
+            .is_some_and(|c| c.kind == ControllerKind::NginxInc)
+        {
             return Vec::new();
         }
-        self.ingresses.iter().copied().filter(|d| Self::is_nginx_class(d)).collect()
+        self.ingresses
+            .iter()
+            .copied()
+            .filter(|d| Self::is_nginx_class(d))
+            .collect()
     }
 
     /// Whether ingress-nginx is part of the set-up.
@@ -210,7 +232,9 @@ impl<'a> Inventory<'a> {
 
     /// The controller ConfigMap's `data`.
     pub fn cm_data(&self) -> Option<&'a Map<String, Value>> {
-        self.controller_cm.and_then(|d| d.value.get("data")).and_then(Value::as_object)
+        self.controller_cm
+            .and_then(|d| d.value.get("data"))
+            .and_then(Value::as_object)
     }
 
     /// Workloads that serve an Ingress backend (through a Service selector); all workloads when
@@ -227,15 +251,27 @@ impl<'a> Inventory<'a> {
         let selectors: Vec<(&str, &Map<String, Value>)> = self
             .services
             .iter()
-            .filter(|s| backend_services.iter().any(|(ns, n)| *n == s.name() && *ns == s.namespace()))
-            .filter_map(|s| s.value.pointer("/spec/selector").and_then(Value::as_object).map(|m| (s.namespace(), m)))
+            .filter(|s| {
+                backend_services
+                    .iter()
+                    .any(|(ns, n)| *n == s.name() && *ns == s.namespace())
+            })
+            .filter_map(|s| {
+                s.value
+                    .pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                    .map(|m| (s.namespace(), m))
+            })
             .collect();
         let linked: Vec<&'a Document> = self
             .workloads
             .iter()
             .copied()
             .filter(|w| {
-                let labels = w.value.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+                let labels = w
+                    .value
+                    .pointer("/spec/template/metadata/labels")
+                    .and_then(Value::as_object);
                 selectors.iter().any(|(ns, sel)| {
                     *ns == w.namespace()
                         && !sel.is_empty()
@@ -243,7 +279,11 @@ impl<'a> Inventory<'a> {
                 })
             })
             .collect();
-        if linked.is_empty() { self.workloads.clone() } else { linked }
+        if linked.is_empty() {
+            self.workloads.clone()
+        } else {
+            linked
+        }
     }
 }
 
@@ -259,11 +299,26 @@ pub fn annotations(doc: &Document) -> Map<String, Value> {
 /// Service names referenced by an Ingress (rules and default backend).
 pub fn backend_service_names(ing: &Document) -> Vec<&str> {
     let mut out = Vec::new();
-    if let Some(n) = ing.value.pointer("/spec/defaultBackend/service/name").and_then(Value::as_str) {
+    if let Some(n) = ing
+        .value
+        .pointer("/spec/defaultBackend/service/name")
+        .and_then(Value::as_str)
+    {
         out.push(n);
     }
-    for rule in ing.value.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
-        for p in rule.pointer("/http/paths").and_then(Value::as_array).into_iter().flatten() {
+    for rule in ing
+        .value
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for p in rule
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = p.pointer("/backend/service/name").and_then(Value::as_str) {
                 out.push(n);
             }
@@ -276,7 +331,15 @@ pub fn backend_service_names(ing: &Document) -> Vec<&str> {
 /// first container (sidecars without ports are skipped).
 pub fn app_containers(doc: &Document) -> Vec<(usize, &Map<String, Value>)> {
     let all = containers(doc);
-    let with_ports: Vec<(usize, &Map<String, Value>)> =
-        all.iter().copied().enumerate().filter(|(_, c)| c.get("ports").is_some()).collect();
-    if with_ports.is_empty() { all.into_iter().enumerate().take(1).collect() } else { with_ports }
+    let with_ports: Vec<(usize, &Map<String, Value>)> = all
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, c)| c.get("ports").is_some())
+        .collect();
+    if with_ports.is_empty() {
+        all.into_iter().enumerate().take(1).collect()
+    } else {
+        with_ports
+    }
 }

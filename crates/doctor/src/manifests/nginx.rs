@@ -70,8 +70,13 @@ pub fn valid(key: &str, value: &str) -> bool {
 fn is_int_cm_key(key: &str) -> bool {
     matches!(
         key,
-        "upstream-keepalive-timeout" | "upstream-keepalive-connections" | "upstream-keepalive-requests"
-            | "keep-alive" | "keep-alive-requests" | "client-header-timeout" | "client-body-timeout"
+        "upstream-keepalive-timeout"
+            | "upstream-keepalive-connections"
+            | "upstream-keepalive-requests"
+            | "keep-alive"
+            | "keep-alive-requests"
+            | "client-header-timeout"
+            | "client-body-timeout"
     )
 }
 
@@ -80,39 +85,63 @@ pub fn cm_setting(inv: &Inventory<'_>, key: &str) -> Eff {
     let mut ignored = Vec::new();
     if let Some(v) = inv.cm_data().and_then(|d| d.get(key)).and_then(scalar_text) {
         if valid(key, &v) {
-            return Eff { raw: v, src: Src::ConfigMap, ignored };
+            return Eff {
+                raw: v,
+                src: Src::ConfigMap,
+                ignored,
+            };
         }
         ignored.push(format!("ConfigMap data.{key}={v:?} is invalid"));
     }
     // Settings placed in the ConfigMap's metadata.annotations do nothing (CM-001).
     for cm in &inv.config_maps {
         let ann = format!("{}/{key}", kb::DEFAULT_PREFIX);
-        if let Some(v) = cm.value.pointer("/metadata/annotations").and_then(|a| a.get(&ann)).and_then(scalar_text) {
-            ignored.push(format!("{} metadata.annotations[{ann}]={v:?} has no effect (CM-001)", cm.object()));
+        if let Some(v) = cm
+            .value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(&ann))
+            .and_then(scalar_text)
+        {
+            ignored.push(format!(
+                "{} metadata.annotations[{ann}]={v:?} has no effect (CM-001)",
+                cm.object()
+            ));
         }
     }
-    Eff { raw: kb::default_of(key).unwrap_or("").to_string(), src: Src::Default, ignored }
+    Eff {
+        raw: kb::default_of(key).unwrap_or("").to_string(),
+        src: Src::Default,
+        ignored,
+    }
 }
 
 /// The effective value of `key` for one Ingress.
 pub fn ing_setting(inv: &Inventory<'_>, ing: Option<&Document>, key: &str) -> Eff {
     let mut ignored = Vec::new();
     if let Some(ing) = ing {
-        let anns = ing.value.pointer("/metadata/annotations").and_then(Value::as_object);
+        let anns = ing
+            .value
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object);
         let name = format!("{}/{key}", inv.prefix());
         if let Some(v) = anns.and_then(|a| a.get(&name)).and_then(scalar_text) {
             if valid(key, &v) {
-                return Eff { raw: v, src: Src::Annotation, ignored };
+                return Eff {
+                    raw: v,
+                    src: Src::Annotation,
+                    ignored,
+                };
             }
             ignored.push(format!("annotation {name}={v:?} is invalid (ANN-002)"));
         }
-        for (alias, what) in [("client-max-body-size", "proxy-body-size")] {
-            let alias_name = format!("{}/{alias}", inv.prefix());
-            if key == what {
-                if let Some(v) = anns.and_then(|a| a.get(&alias_name)).and_then(scalar_text) {
-                    ignored.push(format!("annotation {alias_name}={v:?} does not exist (ANN-001)"));
-                }
-            }
+        // The invented `client-max-body-size` annotation is what users meant for this key.
+        let alias_name = format!("{}/client-max-body-size", inv.prefix());
+        if key == "proxy-body-size"
+            && let Some(v) = anns.and_then(|a| a.get(&alias_name)).and_then(scalar_text)
+        {
+            ignored.push(format!(
+                "annotation {alias_name}={v:?} does not exist (ANN-001)"
+            ));
         }
     }
     let mut eff = cm_setting(inv, key);

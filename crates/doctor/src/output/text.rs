@@ -8,9 +8,16 @@ use crate::manifests::Report;
 pub fn render(report: &Report) -> String {
     let mut s = String::new();
     let app = &report.app;
-    let _ = writeln!(s, "wagate doctor manifests: {} objects read", report.objects);
+    let _ = writeln!(
+        s,
+        "wagate doctor manifests: {} objects read",
+        report.objects
+    );
     if app.assumed_defaults {
-        let _ = writeln!(s, "Assuming wagate's defaults for the app (no --app-* flag, --app-config, WAGATE_* env or DoctorAppProfile found):");
+        let _ = writeln!(
+            s,
+            "Assuming wagate's defaults for the app (no --app-* flag, --app-config, WAGATE_* env or DoctorAppProfile found):"
+        );
     } else {
         let _ = writeln!(s, "App settings from: {}", app.sources.join(", "));
     }

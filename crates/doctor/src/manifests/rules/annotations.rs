@@ -11,14 +11,27 @@ use crate::manifests::nginx::{cm_setting, valid};
 
 /// `proxy-next-upstream` tokens (ingress-nginx `proxy/main.go` l.51).
 const NEXT_UPSTREAM_TOKENS: &[&str] = &[
-    "error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504",
-    "http_403", "http_404", "http_429", "non_idempotent", "off",
+    "error",
+    "timeout",
+    "invalid_header",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
+    "http_403",
+    "http_404",
+    "http_429",
+    "non_idempotent",
+    "off",
 ];
 
 pub fn check(ctx: &mut Ctx<'_>) {
     let inv = ctx.inv;
     let prefix = format!("{}/", inv.prefix());
-    let nginx_inc = inv.controller.as_ref().is_some_and(|c| c.kind == ControllerKind::NginxInc);
+    let nginx_inc = inv
+        .controller
+        .as_ref()
+        .is_some_and(|c| c.kind == ControllerKind::NginxInc);
     for ing in inv.ingresses.iter().copied() {
         let nginx_class = Inventory::is_nginx_class(ing);
         for (key, value) in annotations(ing) {
@@ -55,7 +68,11 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     continue;
                 }
                 if !nginx_class {
-                    let class = ing.value.pointer("/spec/ingressClassName").and_then(Value::as_str).unwrap_or("?");
+                    let class = ing
+                        .value
+                        .pointer("/spec/ingressClassName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?");
                     ctx.push(F {
                         rule: "ANN-003",
                         severity: Severity::Warn,
@@ -82,26 +99,38 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     message: format!("the controller runs with --annotations-prefix={}, so this prefix is ignored", inv.prefix()),
                     fix: format!("rename to {}{}", prefix, key.split_once('/').map_or("", |(_, r)| r)),
                 });
-            } else if nginx_class && !nginx_inc {
-                if let Some((p, owner)) = kb::FOREIGN_PREFIXES.iter().find(|(p, _)| key.starts_with(p)) {
-                    ctx.push(F {
-                        rule: "ANN-003",
-                        severity: Severity::Warn,
-                        doc: Some(ing),
-                        object: String::new(),
-                        path,
-                        needle,
-                        effective: "ignored".into(),
-                        message: format!("`{p}` annotations belong to {owner}; ingress-nginx ignores them"),
-                        fix: format!("use the `{prefix}` equivalent"),
-                    });
-                }
+            } else if nginx_class
+                && !nginx_inc
+                && let Some((p, owner)) = kb::FOREIGN_PREFIXES
+                    .iter()
+                    .find(|(p, _)| key.starts_with(p))
+            {
+                ctx.push(F {
+                    rule: "ANN-003",
+                    severity: Severity::Warn,
+                    doc: Some(ing),
+                    object: String::new(),
+                    path,
+                    needle,
+                    effective: "ignored".into(),
+                    message: format!(
+                        "`{p}` annotations belong to {owner}; ingress-nginx ignores them"
+                    ),
+                    fix: format!("use the `{prefix}` equivalent"),
+                });
             }
         }
     }
 }
 
-fn check_nginx_annotation(ctx: &mut Ctx<'_>, ing: &crate::manifests::load::Document, name: &str, text: &str, path: &str, needle: &str) {
+fn check_nginx_annotation(
+    ctx: &mut Ctx<'_>,
+    ing: &crate::manifests::load::Document,
+    name: &str,
+    text: &str,
+    path: &str,
+    needle: &str,
+) {
     let push = |ctx: &mut Ctx<'_>, rule, effective: String, message: String, fix: String| {
         ctx.push(F {
             rule,
@@ -120,17 +149,25 @@ fn check_nginx_annotation(ctx: &mut Ctx<'_>, ing: &crate::manifests::load::Docum
             let eff = cm_setting(ctx.inv, name);
             (
                 format!("{name}={}; the annotation is ignored", eff.describe()),
-                format!("`{name}` is a controller ConfigMap key, not an annotation: it is silently ignored (ConfigMap-only key; set it in the controller ConfigMap `data:`)"),
-                format!("remove the annotation and set `{name}: \"{text}\"` in the ingress-nginx controller ConfigMap `data:` (applies to all Ingresses)"),
+                format!(
+                    "`{name}` is a controller ConfigMap key, not an annotation: it is silently ignored (ConfigMap-only key; set it in the controller ConfigMap `data:`)"
+                ),
+                format!(
+                    "remove the annotation and set `{name}: \"{text}\"` in the ingress-nginx controller ConfigMap `data:` (applies to all Ingresses)"
+                ),
             )
         } else {
             let hint = kb::hint_for(name)
                 .map(str::to_string)
-                .or_else(|| kb::closest(name, kb::ANNOTATIONS).map(|c| format!("did you mean `{c}`?")))
+                .or_else(|| {
+                    kb::closest(name, kb::ANNOTATIONS).map(|c| format!("did you mean `{c}`?"))
+                })
                 .unwrap_or_default();
             (
                 "ignored".to_string(),
-                format!("no such annotation or ConfigMap key `{name}`: it is silently ignored; {hint}"),
+                format!(
+                    "no such annotation or ConfigMap key `{name}`: it is silently ignored; {hint}"
+                ),
                 format!("remove it; {hint}"),
             )
         };
@@ -152,21 +189,26 @@ fn check_nginx_annotation(ctx: &mut Ctx<'_>, ing: &crate::manifests::load::Docum
             ctx,
             "ANN-002",
             format!("{name}={}", fallback.describe()),
-            format!("invalid value {text:?}: must be {format}; the controller logs a validation error and silently uses {}", fallback.describe()),
+            format!(
+                "invalid value {text:?}: must be {format}; the controller logs a validation error and silently uses {}",
+                fallback.describe()
+            ),
             format!("write a valid value, e.g. {}", example(name)),
         );
         return;
     }
-    if name == "proxy-next-upstream" {
-        if let Some(bad) = text.split_whitespace().find(|t| !NEXT_UPSTREAM_TOKENS.contains(t)) {
-            push(
-                ctx,
-                "ANN-002",
-                format!("{name}={}", cm_setting(ctx.inv, name).describe()),
-                format!("invalid token {bad:?} in proxy-next-upstream"),
-                format!("use only: {}", NEXT_UPSTREAM_TOKENS.join(" ")),
-            );
-        }
+    if name == "proxy-next-upstream"
+        && let Some(bad) = text
+            .split_whitespace()
+            .find(|t| !NEXT_UPSTREAM_TOKENS.contains(t))
+    {
+        push(
+            ctx,
+            "ANN-002",
+            format!("{name}={}", cm_setting(ctx.inv, name).describe()),
+            format!("invalid token {bad:?} in proxy-next-upstream"),
+            format!("use only: {}", NEXT_UPSTREAM_TOKENS.join(" ")),
+        );
     }
 }
 

@@ -23,7 +23,11 @@ pub fn check(ctx: &mut Ctx<'_>) {
     if inv.uses_ingress_nginx() {
         let targets: Vec<Option<&Document>> = {
             let ings = inv.nginx_ingresses();
-            if ings.is_empty() { vec![None] } else { ings.into_iter().map(Some).collect() }
+            if ings.is_empty() {
+                vec![None]
+            } else {
+                ings.into_iter().map(Some).collect()
+            }
         };
         for ing in targets {
             let (doc, object) = match ing {
@@ -40,10 +44,16 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     payload.source
                 );
                 if !eff.ignored.is_empty() {
-                    message.push_str(&format!("; your setting did not apply: {}", eff.ignored.join("; ")));
+                    message.push_str(&format!(
+                        "; your setting did not apply: {}",
+                        eff.ignored.join("; ")
+                    ));
                 }
                 let (path, needle) = match ing {
-                    Some(_) => (format!("metadata.annotations[{}/proxy-body-size]", inv.prefix()), "annotations:".to_string()),
+                    Some(_) => (
+                        format!("metadata.annotations[{}/proxy-body-size]", inv.prefix()),
+                        "annotations:".to_string(),
+                    ),
                     None => ("data.proxy-body-size".to_string(), "data:".to_string()),
                 };
                 ctx.push(F {
@@ -63,9 +73,10 @@ pub fn check(ctx: &mut Ctx<'_>) {
                 });
             }
             let buf = ing_setting(inv, ing, "client-body-buffer-size");
-            if let Some(b) = buf.size() {
-                if b < TYPICAL_PAYLOAD {
-                    ctx.push(F {
+            if let Some(b) = buf.size()
+                && b < TYPICAL_PAYLOAD
+            {
+                ctx.push(F {
                         rule: "BODY-003",
                         severity: Severity::Info,
                         doc,
@@ -76,14 +87,14 @@ pub fn check(ctx: &mut Ctx<'_>) {
                         message: format!("bodies over {} are buffered to a temporary file (disk I/O per webhook; log: `a client request body is buffered to a temporary file`)", fmt_bytes(b)),
                         fix: "set `client-body-buffer-size` to at least \"64k\"".into(),
                     });
-                }
             }
         }
     }
-    if let Some(app_limit) = ctx.app.max_body.value {
-        if app_limit < payload.value {
-            let obj = ctx.app_object();
-            ctx.push(F {
+    if let Some(app_limit) = ctx.app.max_body.value
+        && app_limit < payload.value
+    {
+        let obj = ctx.app_object();
+        ctx.push(F {
                 rule: "BODY-002",
                 severity: Severity::Warn,
                 doc: inv.profiles.first().copied(),
@@ -94,6 +105,5 @@ pub fn check(ctx: &mut Ctx<'_>) {
                 message: format!("the app rejects bodies over {} with 413 although webhooks up to {} must pass (the 413 then carries an upstream address in the access log)", fmt_bytes(app_limit), fmt_bytes(payload.value)),
                 fix: format!("raise the app's body limit to at least {} (wagate: server.max_body = \"4MiB\")", fmt_bytes(need)),
             });
-        }
     }
 }

@@ -8,7 +8,12 @@ pub fn check(ctx: &mut Ctx<'_>) {
     if !inv.uses_ingress_nginx() {
         return;
     }
-    let doc = inv.controller.as_ref().map(|c| c.doc).or(inv.controller_cm).or_else(|| inv.nginx_ingresses().first().copied());
+    let doc = inv
+        .controller
+        .as_ref()
+        .map(|c| c.doc)
+        .or(inv.controller_cm)
+        .or_else(|| inv.nginx_ingresses().first().copied());
     ctx.push(F {
         rule: "DEP-001",
         severity: Severity::Info,

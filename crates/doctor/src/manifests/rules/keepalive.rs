@@ -30,13 +30,21 @@ struct Hop<'d> {
 pub fn check(ctx: &mut Ctx<'_>) {
     let inv = ctx.inv;
     let mut hops: Vec<Hop<'_>> = Vec::new();
-    let cm_obj = inv.controller_cm.map_or("ingress-nginx controller ConfigMap".to_string(), |d| d.object());
+    let cm_obj = inv
+        .controller_cm
+        .map_or("ingress-nginx controller ConfigMap".to_string(), |d| {
+            d.object()
+        });
     if inv.uses_ingress_nginx() {
         let conns = cm_setting(inv, "upstream-keepalive-connections");
         let timeout = cm_setting(inv, "upstream-keepalive-timeout");
         if conns.int().unwrap_or(320) > 0 {
             let secs = timeout.int().unwrap_or(60).max(0) as u64;
-            let eff = format!("upstream-keepalive-timeout={}s ({})", secs, src_word(&timeout.describe()));
+            let eff = format!(
+                "upstream-keepalive-timeout={}s ({})",
+                secs,
+                src_word(&timeout.describe())
+            );
             let mut note = String::new();
             let ignored_ann = inv
                 .ingresses
@@ -45,7 +53,9 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     i.value
                         .pointer("/metadata/annotations")
                         .and_then(Value::as_object)
-                        .is_some_and(|a| a.keys().any(|k| k.ends_with("/upstream-keepalive-timeout")))
+                        .is_some_and(|a| {
+                            a.keys().any(|k| k.ends_with("/upstream-keepalive-timeout"))
+                        })
                 })
                 .count();
             if ignored_ann > 0 {
@@ -65,10 +75,16 @@ pub fn check(ctx: &mut Ctx<'_>) {
         }
     }
     for dr in &inv.destination_rules {
-        let raw = dr.value.pointer("/spec/trafficPolicy/connectionPool/http/idleTimeout").and_then(Value::as_str);
+        let raw = dr
+            .value
+            .pointer("/spec/trafficPolicy/connectionPool/http/idleTimeout")
+            .and_then(Value::as_str);
         let (idle, eff) = match raw.map(parse_duration) {
             Some(Ok(d)) => (d, format!("idleTimeout={} (DestinationRule)", fmt_dur(d))),
-            _ => (Duration::from_secs(3600), "idleTimeout=1h (Envoy default)".to_string()),
+            _ => (
+                Duration::from_secs(3600),
+                "idleTimeout=1h (Envoy default)".to_string(),
+            ),
         };
         hops.push(Hop {
             rule: "KA-002",
@@ -83,10 +99,19 @@ pub fn check(ctx: &mut Ctx<'_>) {
         });
     }
     for st in &inv.servers_transports {
-        let raw = st.value.pointer("/spec/forwardingTimeouts/idleConnTimeout").and_then(Value::as_str);
+        let raw = st
+            .value
+            .pointer("/spec/forwardingTimeouts/idleConnTimeout")
+            .and_then(Value::as_str);
         let (idle, eff) = match raw.map(parse_duration) {
-            Some(Ok(d)) => (d, format!("idleConnTimeout={} (ServersTransport)", fmt_dur(d))),
-            _ => (Duration::from_secs(90), "idleConnTimeout=90s (Traefik default)".to_string()),
+            Some(Ok(d)) => (
+                d,
+                format!("idleConnTimeout={} (ServersTransport)", fmt_dur(d)),
+            ),
+            _ => (
+                Duration::from_secs(90),
+                "idleConnTimeout=90s (Traefik default)".to_string(),
+            ),
         };
         hops.push(Hop {
             rule: "KA-002",
@@ -113,13 +138,27 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     src_word(&ka.describe()),
                     lb.name()
                 );
-                let fix = format!("set controller ConfigMap `keep-alive: \"{}\"` (above the LB's {lb_idle}s)", lb_idle + 20);
+                let fix = format!(
+                    "set controller ConfigMap `keep-alive: \"{}\"` (above the LB's {lb_idle}s)",
+                    lb_idle + 20
+                );
                 let verdict = if secs <= lb_idle {
-                    Some((Severity::Error, "KA-002", format!(
-                        "{} reuses idle connections for {lb_idle}s but ingress-nginx closes idle client connections after {secs}s: the LB sends requests on connections nginx already closed -> 502",
-                        lb.name())))
+                    Some((
+                        Severity::Error,
+                        "KA-002",
+                        format!(
+                            "{} reuses idle connections for {lb_idle}s but ingress-nginx closes idle client connections after {secs}s: the LB sends requests on connections nginx already closed -> 502",
+                            lb.name()
+                        ),
+                    ))
                 } else if secs < lb_idle + MARGIN.as_secs() {
-                    Some((Severity::Warn, "KA-003", format!("ingress-nginx keep-alive {secs}s exceeds the LB's {lb_idle}s by less than 5s")))
+                    Some((
+                        Severity::Warn,
+                        "KA-003",
+                        format!(
+                            "ingress-nginx keep-alive {secs}s exceeds the LB's {lb_idle}s by less than 5s"
+                        ),
+                    ))
                 } else {
                     None
                 };
@@ -153,7 +192,8 @@ pub fn check(ctx: &mut Ctx<'_>) {
     }
     let app_idle = ctx.app.idle.clone();
     let Some(app_secs) = app_idle.value else {
-        if !hops.is_empty() || inv.uses_ingress_nginx() || lb != crate::manifests::kb::FrontLb::None {
+        if !hops.is_empty() || inv.uses_ingress_nginx() || lb != crate::manifests::kb::FrontLb::None
+        {
             let obj = ctx.app_object();
             ctx.push(F {
                 rule: "KA-004",
@@ -210,5 +250,7 @@ pub fn check(ctx: &mut Ctx<'_>) {
 }
 
 fn src_word(describe: &str) -> String {
-    describe.split_once('(').map_or(String::new(), |(_, r)| r.trim_end_matches(')').to_string())
+    describe
+        .split_once('(')
+        .map_or(String::new(), |(_, r)| r.trim_end_matches(')').to_string())
 }

@@ -13,13 +13,19 @@ fn int(probe: &Map<String, Value>, key: &str, default: i64) -> i64 {
 
 /// The probe's action (httpGet/tcpSocket/exec/grpc), to compare liveness with readiness.
 fn action(probe: &Map<String, Value>) -> Option<&Value> {
-    ["httpGet", "tcpSocket", "exec", "grpc"].iter().find_map(|k| probe.get(*k))
+    ["httpGet", "tcpSocket", "exec", "grpc"]
+        .iter()
+        .find_map(|k| probe.get(*k))
 }
 
 pub fn check(ctx: &mut Ctx<'_>) {
     for w in ctx.inv.app_workloads() {
         for (i, c) in app_containers(w) {
-            let cname = c.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+            let cname = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
             let base = format!("spec.template.spec.containers[{i}]");
             let readiness = c.get("readinessProbe").and_then(Value::as_object);
             let liveness = c.get("livenessProbe").and_then(Value::as_object);
@@ -39,14 +45,18 @@ pub fn check(ctx: &mut Ctx<'_>) {
             }
             let mut reasons = Vec::new();
             if let Some(l) = liveness {
-                let (t, p, f) = (int(l, "timeoutSeconds", 1), int(l, "periodSeconds", 10), int(l, "failureThreshold", 3));
+                let (t, p, f) = (
+                    int(l, "timeoutSeconds", 1),
+                    int(l, "periodSeconds", 10),
+                    int(l, "failureThreshold", 3),
+                );
                 if t <= 1 && p <= 5 && f <= 1 {
                     reasons.push(format!("liveness timeoutSeconds {t} with periodSeconds {p} and failureThreshold {f}: one slow answer restarts the pod"));
                 }
-                if let (Some(r), Some(la)) = (readiness, action(l)) {
-                    if action(r) == Some(la) {
-                        reasons.push("liveness probes the same endpoint as readiness: a dependency outage that should only take the pod out of rotation restarts it (restart storm)".into());
-                    }
+                if let (Some(r), Some(la)) = (readiness, action(l))
+                    && action(r) == Some(la)
+                {
+                    reasons.push("liveness probes the same endpoint as readiness: a dependency outage that should only take the pod out of rotation restarts it (restart storm)".into());
                 }
                 if startup.is_none() && int(l, "initialDelaySeconds", 0) == 0 {
                     reasons.push("no startupProbe and liveness initialDelaySeconds 0: a slow start is killed before it is ready".into());

@@ -12,9 +12,24 @@ use crate::manifests::nginx::cm_setting;
 pub fn check(ctx: &mut Ctx<'_>) {
     let inv = ctx.inv;
     let (sev, why) = match ctx.app.idempotent.value {
-        Some(false) => (Severity::Error, format!("processing is not idempotent ({})", ctx.app.idempotent.source)),
-        Some(true) => (Severity::Info, format!("processing is idempotent ({}), so duplicates are harmless", ctx.app.idempotent.source)),
-        None => (Severity::Warn, "make sure processing deduplicates on the WhatsApp message id".to_string()),
+        Some(false) => (
+            Severity::Error,
+            format!(
+                "processing is not idempotent ({})",
+                ctx.app.idempotent.source
+            ),
+        ),
+        Some(true) => (
+            Severity::Info,
+            format!(
+                "processing is idempotent ({}), so duplicates are harmless",
+                ctx.app.idempotent.source
+            ),
+        ),
+        None => (
+            Severity::Warn,
+            "make sure processing deduplicates on the WhatsApp message id".to_string(),
+        ),
     };
     let fix = "keep POST retries off (remove `retry-non-idempotent` / the `non_idempotent` token), or deduplicate deliveries by message id before enabling them";
     if inv.uses_ingress_nginx() {
@@ -32,7 +47,11 @@ pub fn check(ctx: &mut Ctx<'_>) {
                 fix: fix.into(),
             });
         }
-        if cm_setting(inv, "proxy-next-upstream").raw.split_whitespace().any(|t| t == "non_idempotent") {
+        if cm_setting(inv, "proxy-next-upstream")
+            .raw
+            .split_whitespace()
+            .any(|t| t == "non_idempotent")
+        {
             ctx.push(F {
                 rule: "RETRY-001",
                 severity: sev,
@@ -41,14 +60,21 @@ pub fn check(ctx: &mut Ctx<'_>) {
                 path: "data.proxy-next-upstream".into(),
                 needle: "proxy-next-upstream".into(),
                 effective: "proxy-next-upstream contains non_idempotent (ConfigMap)".into(),
-                message: format!("POST requests are retried on another upstream -> duplicate deliveries; {why}"),
+                message: format!(
+                    "POST requests are retried on another upstream -> duplicate deliveries; {why}"
+                ),
                 fix: fix.into(),
             });
         }
         for ing in inv.nginx_ingresses() {
             let anns = annotations(ing);
-            let get = |k: &str| anns.get(&format!("{}/{k}", inv.prefix())).and_then(scalar_text);
-            if get("proxy-next-upstream").is_some_and(|v| v.split_whitespace().any(|t| t == "non_idempotent")) {
+            let get = |k: &str| {
+                anns.get(&format!("{}/{k}", inv.prefix()))
+                    .and_then(scalar_text)
+            };
+            if get("proxy-next-upstream")
+                .is_some_and(|v| v.split_whitespace().any(|t| t == "non_idempotent"))
+            {
                 ctx.push(F {
                     rule: "RETRY-001",
                     severity: sev,
@@ -96,7 +122,14 @@ pub fn check(ctx: &mut Ctx<'_>) {
         }
     }
     for vs in inv.virtual_services.iter().copied() {
-        for (i, route) in vs.value.pointer("/spec/http").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, route) in vs
+            .value
+            .pointer("/spec/http")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let attempts = route.pointer("/retries/attempts").and_then(Value::as_i64);
             let eff = match attempts {
                 Some(0) => continue,
@@ -118,7 +151,11 @@ pub fn check(ctx: &mut Ctx<'_>) {
     }
 }
 
-fn push_service_upstream(ctx: &mut Ctx<'_>, doc: Option<&crate::manifests::load::Document>, src: &str) {
+fn push_service_upstream(
+    ctx: &mut Ctx<'_>,
+    doc: Option<&crate::manifests::load::Document>,
+    src: &str,
+) {
     ctx.push(F {
         rule: "RETRY-003",
         severity: Severity::Info,

@@ -16,12 +16,23 @@ const HANDLER_KEYS: &[&str] = &["exec", "httpGet", "tcpSocket", "sleep"];
 
 /// Images without a shell or `sleep` binary.
 fn is_minimal_image(image: &str) -> bool {
-    ["distroless", "scratch", "chainguard/static", "cgr.dev/chainguard/static"].iter().any(|m| image.contains(m))
+    [
+        "distroless",
+        "scratch",
+        "chainguard/static",
+        "cgr.dev/chainguard/static",
+    ]
+    .iter()
+    .any(|m| image.contains(m))
 }
 
 /// Seconds of delay a preStop handler gives, when it can be read.
 fn prestop_delay(pre: &Map<String, Value>) -> Option<u64> {
-    if let Some(s) = pre.get("sleep").and_then(|s| s.get("seconds")).and_then(Value::as_u64) {
+    if let Some(s) = pre
+        .get("sleep")
+        .and_then(|s| s.get("seconds"))
+        .and_then(Value::as_u64)
+    {
         return Some(s);
     }
     let cmd: Vec<String> = pre
@@ -32,7 +43,12 @@ fn prestop_delay(pre: &Map<String, Value>) -> Option<u64> {
         .unwrap_or_default();
     let joined = cmd.join(" ");
     let after = joined.split("sleep").nth(1)?;
-    after.split_whitespace().next()?.trim_end_matches(['s', ';', '"', '\'']).parse().ok()
+    after
+        .split_whitespace()
+        .next()?
+        .trim_end_matches(['s', ';', '"', '\''])
+        .parse()
+        .ok()
 }
 
 pub fn check(ctx: &mut Ctx<'_>) {
@@ -42,8 +58,16 @@ pub fn check(ctx: &mut Ctx<'_>) {
             .and_then(|s| s.get("terminationGracePeriodSeconds"))
             .and_then(Value::as_u64);
         for (i, c) in app_containers(w) {
-            let cname = c.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
-            let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+            let cname = c
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let base = format!("spec.template.spec.containers[{i}].lifecycle");
             let lifecycle = c.get("lifecycle").and_then(Value::as_object);
             let mut broken = false;
@@ -63,7 +87,9 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     });
                 }
             }
-            let pre = lifecycle.and_then(|l| l.get("preStop")).and_then(Value::as_object);
+            let pre = lifecycle
+                .and_then(|l| l.get("preStop"))
+                .and_then(Value::as_object);
             if let Some(pre) = pre {
                 for k in pre.keys().filter(|k| !HANDLER_KEYS.contains(&k.as_str())) {
                     broken = true;
@@ -82,7 +108,11 @@ pub fn check(ctx: &mut Ctx<'_>) {
                 let exec_sleep = pre
                     .get("exec")
                     .is_some_and(|e| e.to_string().contains("sleep"));
-                let min_image = app.image.as_deref().filter(|i| is_minimal_image(i)).map(str::to_string)
+                let min_image = app
+                    .image
+                    .as_deref()
+                    .filter(|i| is_minimal_image(i))
+                    .map(str::to_string)
                     .or_else(|| Some(image.clone()).filter(|i| is_minimal_image(i)));
                 if let (true, Some(img)) = (exec_sleep, min_image) {
                     broken = true;
@@ -99,8 +129,15 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     });
                 }
             }
-            let delay = if broken { None } else { pre.map(|p| prestop_delay(p).unwrap_or(0)) };
-            let in_app_drain = app.drain_delay.as_ref().filter(|d| d.value >= Duration::from_secs(5));
+            let delay = if broken {
+                None
+            } else {
+                pre.map(|p| prestop_delay(p).unwrap_or(0))
+            };
+            let in_app_drain = app
+                .drain_delay
+                .as_ref()
+                .filter(|d| d.value >= Duration::from_secs(5));
             if pre.is_none() && in_app_drain.is_none() {
                 ctx.push(F {
                     rule: "TERM-001",

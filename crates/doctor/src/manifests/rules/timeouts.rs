@@ -18,11 +18,19 @@ pub fn check(ctx: &mut Ctx<'_>) {
     let inv = ctx.inv;
     let handler = ctx.app.handler_max.clone();
     let need = handler.value + MARGIN;
-    let handler_txt = format!("handler max {} ({})", fmt_dur(handler.value), handler.source);
+    let handler_txt = format!(
+        "handler max {} ({})",
+        fmt_dur(handler.value),
+        handler.source
+    );
     if inv.uses_ingress_nginx() {
         let targets: Vec<Option<&Document>> = {
             let ings = inv.nginx_ingresses();
-            if ings.is_empty() { vec![None] } else { ings.into_iter().map(Some).collect() }
+            if ings.is_empty() {
+                vec![None]
+            } else {
+                ings.into_iter().map(Some).collect()
+            }
         };
         for ing in targets {
             let (doc, object) = match ing {
@@ -48,9 +56,10 @@ pub fn check(ctx: &mut Ctx<'_>) {
                     fix: format!("acknowledge webhooks fast and process asynchronously, or raise `proxy-read-timeout` to at least \"{}\"", need.as_secs()),
                 });
             }
-            if let Some(rt) = &ctx.app.request_timeout {
-                if rt.value > read {
-                    ctx.push(F {
+            if let Some(rt) = &ctx.app.request_timeout
+                && rt.value > read
+            {
+                ctx.push(F {
                         rule: "TO-002",
                         severity: Severity::Warn,
                         doc,
@@ -61,42 +70,51 @@ pub fn check(ctx: &mut Ctx<'_>) {
                         message: "the proxy gives up (504) while the app keeps working on the request: the sender retries and the work may run twice".into(),
                         fix: "keep the app's request timeout below the proxy's read timeout".into(),
                     });
-                }
             }
         }
     }
     let lb = ctx.app.front_lb.clone();
-    if let Some(secs) = lb.value.response_timeout_secs() {
-        if Duration::from_secs(secs) < need {
+    if let Some(secs) = lb.value.response_timeout_secs()
+        && Duration::from_secs(secs) < need
+    {
+        ctx.push(F {
+            rule: "TO-001",
+            severity: Severity::Error,
+            doc: None,
+            object: format!("front load balancer {} ({})", lb.value.name(), lb.source),
+            path: "response timeout".into(),
+            needle: String::new(),
+            effective: format!(
+                "{} response timeout {secs}s < {handler_txt} + 5s",
+                lb.value.name()
+            ),
+            message: "the load balancer answers 502/504 before the app responds".into(),
+            fix: "acknowledge webhooks fast, or raise the load balancer's backend/response timeout"
+                .into(),
+        });
+    }
+    for st in &inv.servers_transports {
+        let raw = st
+            .value
+            .pointer("/spec/forwardingTimeouts/responseHeaderTimeout")
+            .and_then(Value::as_str);
+        if let Some(Ok(d)) = raw.map(parse_duration)
+            && !d.is_zero()
+            && d < need
+        {
             ctx.push(F {
                 rule: "TO-001",
                 severity: Severity::Error,
-                doc: None,
-                object: format!("front load balancer {} ({})", lb.value.name(), lb.source),
-                path: "response timeout".into(),
-                needle: String::new(),
-                effective: format!("{} response timeout {secs}s < {handler_txt} + 5s", lb.value.name()),
-                message: "the load balancer answers 502/504 before the app responds".into(),
-                fix: "acknowledge webhooks fast, or raise the load balancer's backend/response timeout".into(),
+                doc: Some(st),
+                object: String::new(),
+                path: "spec.forwardingTimeouts.responseHeaderTimeout".into(),
+                needle: "responseHeaderTimeout".into(),
+                effective: format!("responseHeaderTimeout={} < {handler_txt} + 5s", fmt_dur(d)),
+                message:
+                    "Traefik gives up waiting for response headers before the app answers -> 504"
+                        .into(),
+                fix: format!("raise responseHeaderTimeout to at least {}", fmt_dur(need)),
             });
-        }
-    }
-    for st in &inv.servers_transports {
-        let raw = st.value.pointer("/spec/forwardingTimeouts/responseHeaderTimeout").and_then(Value::as_str);
-        if let Some(Ok(d)) = raw.map(parse_duration) {
-            if !d.is_zero() && d < need {
-                ctx.push(F {
-                    rule: "TO-001",
-                    severity: Severity::Error,
-                    doc: Some(st),
-                    object: String::new(),
-                    path: "spec.forwardingTimeouts.responseHeaderTimeout".into(),
-                    needle: "responseHeaderTimeout".into(),
-                    effective: format!("responseHeaderTimeout={} < {handler_txt} + 5s", fmt_dur(d)),
-                    message: "Traefik gives up waiting for response headers before the app answers -> 504".into(),
-                    fix: format!("raise responseHeaderTimeout to at least {}", fmt_dur(need)),
-                });
-            }
         }
     }
 }
