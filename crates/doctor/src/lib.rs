@@ -1,27 +1,16 @@
-//! Doctor: lints ingress manifests and classifies proxy logs (in progress).
+//! Doctor: finds the 502/504/413 before it happens (`wagate doctor manifests`: lints Kubernetes
+//! manifests for ingress-nginx, load balancers and the app) and explains the one that happened
+//! (`wagate doctor logs`: classifies proxy logs from ingress-nginx, nginx, HAProxy, Envoy and
+//! Traefik).
+//!
+//! Rule ids (`KA-001`, `ANN-001`, ...) and log classes (`keepalive_race`, ...) are public, stable
+//! ids; each one is documented in `docs/doctor.md` with its source.
 
-/// `wagate doctor` command line.
-pub mod cli {
-    use std::process::ExitCode;
+pub mod cli;
+pub mod finding;
+pub mod logs;
+pub mod manifests;
+pub mod output;
+pub mod units;
 
-    /// `wagate doctor manifests|logs`.
-    #[derive(Debug, clap::Subcommand)]
-    pub enum DoctorCommand {
-        /// Lint Kubernetes YAML (Ingress, ConfigMap, Deployment, ...) against wagate's timeouts.
-        Manifests {
-            /// Files or folders; `-` reads standard input.
-            paths: Vec<std::path::PathBuf>,
-        },
-        /// Explain proxy errors from nginx, HAProxy, Envoy or Traefik logs.
-        Logs {
-            /// Log files; `-` reads standard input.
-            files: Vec<std::path::PathBuf>,
-        },
-    }
-
-    /// Runs `wagate doctor`.
-    pub fn run(_command: DoctorCommand) -> ExitCode {
-        eprintln!("wagate doctor: not implemented yet");
-        ExitCode::from(2)
-    }
-}
+pub use finding::{Finding, Severity};
