@@ -164,7 +164,7 @@ impl Scheduler<'_> {
         Arc::new(Prepared { body: body.bytes, signature })
     }
 
-    fn spawn(&mut self, permit: OwnedSemaphorePermit, gap: Option<usize>) -> tokio::task::JoinHandle<()> {
+    fn spawn(&mut self, permit: OwnedSemaphorePermit, gap: Option<usize>) -> tokio::task::JoinHandle<Outcome> {
         let prepared = self.next();
         let shared = Arc::clone(self.shared);
         self.shared.tracker.spawn(async move { deliver(shared, permit, prepared, gap).await })
@@ -204,8 +204,9 @@ impl Scheduler<'_> {
         }
     }
 
-    /// Sends one burst and waits until every request of it has finished.
-    async fn one_burst(&mut self, size: u32, gap: Option<usize>) {
+    /// Sends one burst and waits until every request of it has finished; returns how many got
+    /// no response (their connections are gone).
+    async fn one_burst(&mut self, size: u32, gap: Option<usize>) -> u32 {
         let before = self.shared.pool.closed_idle.load(Ordering::Relaxed);
         let mut burst = JoinSet::new();
         for _ in 0..size {
@@ -215,27 +216,34 @@ impl Scheduler<'_> {
             // No deadline here: a started burst is always completed so its row is whole.
             let permit = self.shared.pool.slot().await;
             let handle = self.spawn(permit, gap);
-            burst.spawn(async move {
-                let _ = handle.await;
-            });
+            burst.spawn(async move { matches!(handle.await, Ok(Outcome::Error(_)) | Err(_)) });
         }
-        while burst.join_next().await.is_some() {}
+        let mut lost = 0;
+        while let Some(res) = burst.join_next().await {
+            lost += u32::from(res.unwrap_or(true));
+        }
         if let Some(g) = gap {
             let reconnects = self.shared.pool.closed_idle.load(Ordering::Relaxed) - before;
             self.shared.recorder.burst(g, reconnects);
         }
+        lost
     }
 
     async fn burst_idle(&mut self, size: u32, gaps: &[Duration], deadline: Option<Instant>, sweeps: Option<u32>) {
         // The first burst opens the connections; it belongs to no gap.
-        self.one_burst(size, None).await;
+        let mut lost = self.one_burst(size, None).await;
         let mut done_sweeps = 0;
         while sweeps.is_none_or(|s| done_sweeps < s) {
             for (i, gap) in gaps.iter().enumerate() {
+                // Every gap must start with the whole pool just used: connections that died in
+                // the last burst are replaced by a warm-up burst that belongs to no gap.
+                if lost > 0 && !self.exhausted() {
+                    lost = self.one_burst(size, None).await;
+                }
                 if self.exhausted() || !sleep_until_within(Instant::now() + *gap, deadline).await {
                     return;
                 }
-                self.one_burst(size, Some(i)).await;
+                lost = self.one_burst(size, Some(i)).await;
             }
             done_sweeps += 1;
         }
@@ -243,17 +251,24 @@ impl Scheduler<'_> {
 }
 
 /// First attempt of a delivery, then Meta-style redelivery when configured.
-async fn deliver(shared: Arc<RunState>, permit: OwnedSemaphorePermit, prepared: Arc<Prepared>, gap: Option<usize>) {
+/// Returns the outcome of the first attempt.
+async fn deliver(
+    shared: Arc<RunState>,
+    permit: OwnedSemaphorePermit,
+    prepared: Arc<Prepared>,
+    gap: Option<usize>,
+) -> Outcome {
     let outcome = send(&shared, &shared.pool, permit, &prepared, gap).await;
     if outcome.is_ok() {
         shared.recorder.accepted.fetch_add(1, Ordering::Relaxed);
-        return;
+        return outcome;
     }
-    let Some(policy) = shared.retry.clone() else { return };
+    let Some(policy) = shared.retry.clone() else { return outcome };
     shared.recorder.retry(|r| r.first_try_failed += 1);
     let shared2 = Arc::clone(&shared);
     // Tracked, so the run waits for redeliveries; holds no slot of the main pool while waiting.
     shared.tracker.spawn(async move { redeliver(shared2, policy, prepared).await });
+    outcome
 }
 
 /// Re-sends the same bytes with doubling delays until a `200` or the attempts run out.
