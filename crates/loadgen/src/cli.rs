@@ -128,7 +128,13 @@ pub struct LoadgenArgs {
     #[arg(long, global = true, value_enum, default_value = "meta")]
     pub provider: Provider,
     /// Secret for the provider (Meta app secret, WasenderAPI webhook secret, HMAC key).
-    #[arg(long, global = true, alias = "secret", env = "WAGATE_LOADGEN_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        alias = "secret",
+        env = "WAGATE_LOADGEN_SECRET",
+        hide_env_values = true
+    )]
     pub app_secret: Option<String>,
     /// hmac: header name.
     #[arg(long, global = true, default_value = "x-webhook-hmac")]
@@ -175,16 +181,26 @@ impl LoadgenArgs {
     /// A usage message for contradictory or missing options.
     pub fn to_config(&self) -> Result<LoadConfig, String> {
         let pattern = match (self.command, self.pattern) {
-            (Some(a), Some(b)) if a != b => return Err("pattern given twice with different values".into()),
+            (Some(a), Some(b)) if a != b => {
+                return Err("pattern given twice with different values".into());
+            }
             (a, b) => a.or(b).unwrap_or(PatternCmd::Steady),
         };
-        let size = self.size.unwrap_or(self.connections.try_into().unwrap_or(u32::MAX));
+        let size = self
+            .size
+            .unwrap_or(self.connections.try_into().unwrap_or(u32::MAX));
         let pattern = match pattern {
             PatternCmd::Steady => Pattern::Steady { rate: self.rate },
-            PatternCmd::Burst => Pattern::Burst { size, every: self.every },
-            PatternCmd::BurstIdle => {
-                Pattern::BurstIdle { size, gap_from: self.gap.0, gap_to: self.gap.1, step: self.step }
-            }
+            PatternCmd::Burst => Pattern::Burst {
+                size,
+                every: self.every,
+            },
+            PatternCmd::BurstIdle => Pattern::BurstIdle {
+                size,
+                gap_from: self.gap.0,
+                gap_to: self.gap.1,
+                step: self.step,
+            },
         };
         let secret = || {
             self.app_secret
@@ -194,10 +210,13 @@ impl LoadgenArgs {
         };
         let signer = match self.provider {
             Provider::None => Signer::None,
-            Provider::Meta => Signer::Meta { app_secret: secret()? },
+            Provider::Meta => Signer::Meta {
+                app_secret: secret()?,
+            },
             Provider::Wasender => Signer::Wasender { secret: secret()? },
             Provider::Hmac => Signer::Hmac {
-                header: HeaderName::try_from(self.hmac_header.as_str()).map_err(|e| format!("--hmac-header: {e}"))?,
+                header: HeaderName::try_from(self.hmac_header.as_str())
+                    .map_err(|e| format!("--hmac-header: {e}"))?,
                 algorithm: match self.hmac_algorithm {
                     HmacAlgorithm::Sha256 => Algorithm::Sha256,
                     HmacAlgorithm::Sha512 => Algorithm::Sha512,
@@ -229,7 +248,11 @@ impl LoadgenArgs {
             statuses_per_message: self.statuses_per_message,
             signer,
             pattern,
-            bounds: Bounds { duration: self.duration, requests: self.requests, sweeps: self.sweeps },
+            bounds: Bounds {
+                duration: self.duration,
+                requests: self.requests,
+                sweeps: self.sweeps,
+            },
             connections: self.connections,
             timeout: self.timeout,
             retry: self.retry.map(|RetryMode::Meta| RetryPolicy {
@@ -252,7 +275,10 @@ pub fn run(args: LoadgenArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wagate loadgen: cannot start runtime: {e}");
@@ -277,7 +303,11 @@ pub fn run(args: LoadgenArgs) -> ExitCode {
         }
     }
     if args.expect_all_200 && !summary.all_200() {
-        eprintln!("wagate loadgen: {} of {} requests did not get a 200", summary.requests - summary.ok, summary.requests);
+        eprintln!(
+            "wagate loadgen: {} of {} requests did not get a 200",
+            summary.requests - summary.ok,
+            summary.requests
+        );
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

@@ -49,7 +49,15 @@ impl Pattern {
 
     /// The gaps of one burst-idle sweep, in order (empty for other patterns).
     pub fn gaps(&self) -> Vec<Duration> {
-        let Pattern::BurstIdle { gap_from, gap_to, step, .. } = *self else { return Vec::new() };
+        let Pattern::BurstIdle {
+            gap_from,
+            gap_to,
+            step,
+            ..
+        } = *self
+        else {
+            return Vec::new();
+        };
         let mut gaps = Vec::new();
         let mut g = gap_from;
         while g <= gap_to && gaps.len() < 10_000 {
@@ -92,7 +100,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { first_delay: Duration::from_millis(200), max_delay: Duration::from_secs(5), max_attempts: 6 }
+        Self {
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_attempts: 6,
+        }
     }
 }
 

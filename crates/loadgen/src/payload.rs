@@ -46,7 +46,9 @@ pub enum PayloadError {
     #[error("no *.json files in {0}")]
     Empty(PathBuf),
     /// A `--templates` name is unknown.
-    #[error("unknown template {0:?} (known: text, interactive, media, location, status, batch, unicode)")]
+    #[error(
+        "unknown template {0:?} (known: text, interactive, media, location, status, batch, unicode)"
+    )]
     UnknownTemplate(String),
 }
 
@@ -85,7 +87,9 @@ impl Compiled {
         let mut parts = Vec::new();
         let mut rest = wire.as_str();
         while let Some(start) = rest.find("{{") {
-            let Some(len) = rest[start..].find("}}") else { break };
+            let Some(len) = rest[start..].find("}}") else {
+                break;
+            };
             let name = &rest[start + 2..start + len];
             let var = match name {
                 "wamid" => Var::Wamid(0),
@@ -117,7 +121,11 @@ impl Compiled {
             "status" => (0, 1),
             _ => (1, 0),
         };
-        Self { parts, messages, statuses }
+        Self {
+            parts,
+            messages,
+            statuses,
+        }
     }
 }
 
@@ -145,10 +153,20 @@ pub fn wamid(phone: &str, incoming: bool, run: u32, counter: u64) -> String {
     let mut raw = Vec::with_capacity(48);
     raw.extend_from_slice(&[0x1c, 0x18, phone.len() as u8]);
     raw.extend_from_slice(phone.as_bytes());
-    raw.extend_from_slice(&[0x15, 0x02, 0x00, if incoming { 0x12 } else { 0x11 }, 0x18, key.len() as u8]);
+    raw.extend_from_slice(&[
+        0x15,
+        0x02,
+        0x00,
+        if incoming { 0x12 } else { 0x11 },
+        0x18,
+        key.len() as u8,
+    ]);
     raw.extend_from_slice(key.as_bytes());
     raw.push(0x00);
-    format!("wamid.{}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "wamid.{}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 fn render(c: &Compiled, ctx: &Ctx<'_>) -> Bytes {
@@ -160,7 +178,9 @@ fn render(c: &Compiled, ctx: &Ctx<'_>) -> Bytes {
                 let value = match v {
                     Var::Wamid(i) => wamid(&ctx.from, true, ctx.run, ctx.seq * 4 + u64::from(*i)),
                     Var::OutWamid => wamid(&ctx.from, false, ctx.run, ctx.out_seq),
-                    Var::KeyId => format!("3EB0{:08X}{:012X}", ctx.run, ctx.out_seq & 0xFFFF_FFFF_FFFF),
+                    Var::KeyId => {
+                        format!("3EB0{:08X}{:012X}", ctx.run, ctx.out_seq & 0xFFFF_FFFF_FFFF)
+                    }
                     Var::Ts => ctx.ts.to_string(),
                     Var::From => ctx.from.clone(),
                     Var::From2 => ctx.from2.clone(),
@@ -197,14 +217,29 @@ enum Rotation {
 
 /// Counts `entry[].changes[].value.{messages,statuses}[]` of a Cloud API body (0 for others).
 pub fn count_items(bytes: &[u8]) -> (u32, u32) {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else { return (0, 0) };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return (0, 0);
+    };
     let mut counts = (0u32, 0u32);
-    let entries = v.get("entry").and_then(|e| e.as_array()).map(Vec::as_slice).unwrap_or_default();
+    let entries = v
+        .get("entry")
+        .and_then(|e| e.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for entry in entries {
-        let changes = entry.get("changes").and_then(|c| c.as_array()).map(Vec::as_slice).unwrap_or_default();
+        let changes = entry
+            .get("changes")
+            .and_then(|c| c.as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for change in changes {
             let value = change.get("value");
-            let len = |k: &str| value.and_then(|v| v.get(k)).and_then(|a| a.as_array()).map_or(0, |a| a.len() as u32);
+            let len = |k: &str| {
+                value
+                    .and_then(|v| v.get(k))
+                    .and_then(|a| a.as_array())
+                    .map_or(0, |a| a.len() as u32)
+            };
             counts.0 += len("messages");
             counts.1 += len("statuses");
         }
@@ -213,7 +248,10 @@ pub fn count_items(bytes: &[u8]) -> (u32, u32) {
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<Body>, PayloadError> {
-    let io = |source| PayloadError::Io { path: dir.to_owned(), source };
+    let io = |source| PayloadError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -226,9 +264,16 @@ fn read_dir(dir: &Path) -> Result<Vec<Body>, PayloadError> {
     paths
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::read(&path).map_err(|source| PayloadError::Io { path: path.clone(), source })?;
+            let bytes = std::fs::read(&path).map_err(|source| PayloadError::Io {
+                path: path.clone(),
+                source,
+            })?;
             let (messages, statuses) = count_items(&bytes);
-            Ok(Body { bytes: Bytes::from(bytes), messages, statuses })
+            Ok(Body {
+                bytes: Bytes::from(bytes),
+                messages,
+                statuses,
+            })
         })
         .collect()
 }
@@ -240,7 +285,10 @@ impl Generator {
     /// [`PayloadError`] when the directory is unreadable or empty, or a template name is unknown.
     pub fn new(source: &PayloadSource, statuses_per_message: u32) -> Result<Self, PayloadError> {
         let find = |set: &[Template], name: &str| {
-            set.iter().find(|t| t.name == name).map(Compiled::new).ok_or_else(|| PayloadError::UnknownTemplate(name.to_owned()))
+            set.iter()
+                .find(|t| t.name == name)
+                .map(Compiled::new)
+                .ok_or_else(|| PayloadError::UnknownTemplate(name.to_owned()))
         };
         let (bodies, status) = match source {
             PayloadSource::CloudTemplates(names) => {
@@ -249,14 +297,23 @@ impl Generator {
                 } else {
                     names.iter().map(String::as_str).collect()
                 };
-                let compiled = names.iter().map(|n| find(templates::CLOUD, n)).collect::<Result<_, _>>()?;
-                (Rotation::Templates(compiled, 0), find(templates::CLOUD, "status")?)
+                let compiled = names
+                    .iter()
+                    .map(|n| find(templates::CLOUD, n))
+                    .collect::<Result<_, _>>()?;
+                (
+                    Rotation::Templates(compiled, 0),
+                    find(templates::CLOUD, "status")?,
+                )
             }
             PayloadSource::WasenderTemplates => (
                 Rotation::Templates(vec![find(templates::WASENDER, "text")?], 0),
                 find(templates::WASENDER, "status")?,
             ),
-            PayloadSource::Dir(dir) => (Rotation::Files(read_dir(dir)?, 0), find(templates::CLOUD, "status")?),
+            PayloadSource::Dir(dir) => (
+                Rotation::Files(read_dir(dir)?, 0),
+                find(templates::CLOUD, "status")?,
+            ),
         };
         Ok(Self {
             bodies,
@@ -274,10 +331,16 @@ impl Generator {
 
     /// Returns the next body to send.
     pub fn next_body(&mut self) -> Body {
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if let Some(mut ctx) = self.pending_statuses.pop_front() {
             ctx.ts = ts;
-            return Body { bytes: render(&self.status, &ctx), messages: 0, statuses: 1 };
+            return Body {
+                bytes: render(&self.status, &ctx),
+                messages: 0,
+                statuses: 1,
+            };
         }
         self.seq += 1;
         let seq = self.seq;
@@ -294,7 +357,11 @@ impl Generator {
             Rotation::Templates(list, i) => {
                 let c = &list[*i % list.len()];
                 *i += 1;
-                Body { bytes: render(c, &ctx), messages: c.messages, statuses: c.statuses }
+                Body {
+                    bytes: render(c, &ctx),
+                    messages: c.messages,
+                    statuses: c.statuses,
+                }
             }
             Rotation::Files(list, i) => {
                 let b = list[*i % list.len()].clone();
@@ -309,7 +376,11 @@ impl Generator {
                     seq,
                     ts,
                     run: self.run,
-                    from: if m == 1 { Self::user(seq + 4500) } else { Self::user(seq) },
+                    from: if m == 1 {
+                        Self::user(seq + 4500)
+                    } else {
+                        Self::user(seq)
+                    },
                     from2: String::new(),
                     status: STATUS_CYCLE[k as usize % STATUS_CYCLE.len()],
                     out_seq: seq * 8 + 1 + m,
@@ -328,9 +399,15 @@ mod tests {
     fn wamid_matches_corpus_layout() {
         // Same layout as the corpus id `wamid.HBgLMTU1NTAwMDEyMzQVAgASGBRB…AA=` (incoming, 20-char key).
         let id = wamid("15550001234", true, 0xA097_6689, 0x4799_BD7A_EF78);
-        assert_eq!(id, "wamid.HBgLMTU1NTAwMDEyMzQVAgASGBRBMDk3NjY4OTQ3OTlCRDdBRUY3OAA=");
+        assert_eq!(
+            id,
+            "wamid.HBgLMTU1NTAwMDEyMzQVAgASGBRBMDk3NjY4OTQ3OTlCRDdBRUY3OAA="
+        );
         let out = wamid("15550001234", false, 0x3E_F1F4, 0x91DA_DF9E_FD30);
-        assert_eq!(out, "wamid.HBgLMTU1NTAwMDEyMzQVAgARGBIzRUYxRjQ5MURBREY5RUZEMzAA");
+        assert_eq!(
+            out,
+            "wamid.HBgLMTU1NTAwMDEyMzQVAgARGBIzRUYxRjQ5MURBREY5RUZEMzAA"
+        );
     }
 
     #[test]
@@ -349,7 +426,10 @@ mod tests {
             for e in v["entry"].as_array().unwrap() {
                 for c in e["changes"].as_array().unwrap() {
                     for m in c["value"]["messages"].as_array().into_iter().flatten() {
-                        assert!(ids.insert(m["id"].as_str().unwrap().to_owned()), "duplicate wamid");
+                        assert!(
+                            ids.insert(m["id"].as_str().unwrap().to_owned()),
+                            "duplicate wamid"
+                        );
                     }
                 }
             }

@@ -52,7 +52,11 @@ impl Pool {
     /// Waits for a free slot; returns its permit (the slot stays reserved while held).
     pub async fn slot(&self) -> OwnedSemaphorePermit {
         // The semaphore is never closed.
-        self.permits.clone().acquire_owned().await.expect("pool semaphore is never closed")
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("pool semaphore is never closed")
     }
 
     fn pop_idle(&self) -> Option<Sender> {
@@ -73,12 +77,18 @@ impl Pool {
                 continue;
             }
             if is_ready(&mut sender).await {
-                return Ok(Lease { sender, _permit: permit });
+                return Ok(Lease {
+                    sender,
+                    _permit: permit,
+                });
             }
             self.closed_idle.fetch_add(1, Ordering::Relaxed);
         }
         let sender = self.connect().await?;
-        Ok(Lease { sender, _permit: permit })
+        Ok(Lease {
+            sender,
+            _permit: permit,
+        })
     }
 
     async fn connect(&self) -> Result<Sender, ErrorKind> {
@@ -101,7 +111,10 @@ impl Pool {
     /// Returns a connection after a complete response; dropped if it can't carry another request.
     pub fn release(&self, lease: Lease) {
         if !lease.sender.is_closed() {
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(lease.sender);
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(lease.sender);
         }
     }
 }

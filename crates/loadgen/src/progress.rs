@@ -33,13 +33,20 @@ fn line(state: &RunState) -> String {
     let r = &state.recorder;
     let done = r.done.load(Ordering::Relaxed);
     let ok = r.ok.load(Ordering::Relaxed);
-    format!("requests={done} ok={ok} failed={} in_flight={}", done - ok, r.sent.load(Ordering::Relaxed) - done)
+    format!(
+        "requests={done} ok={ok} failed={} in_flight={}",
+        done - ok,
+        r.sent.load(Ordering::Relaxed) - done
+    )
 }
 
 /// Starts the display for `mode`; `total` is the request bound when known.
 pub(crate) fn start(mode: Progress, state: Arc<RunState>, total: Option<u64>) -> Handle {
     if mode == Progress::Quiet {
-        return Handle { stop: None, task: None };
+        return Handle {
+            stop: None,
+            task: None,
+        };
     }
     let (tx, mut rx) = oneshot::channel();
     let task = tokio::spawn(async move {
@@ -49,12 +56,18 @@ pub(crate) fn start(mode: Progress, state: Arc<RunState>, total: Option<u64>) ->
                 Some(n) => ProgressBar::new(n),
                 None => ProgressBar::new_spinner(),
             };
-            let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         });
-        let tick = if bar.is_some() { Duration::from_millis(100) } else { Duration::from_secs(1) };
+        let tick = if bar.is_some() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
         loop {
             let stop = tokio::select! {
@@ -66,7 +79,11 @@ pub(crate) fn start(mode: Progress, state: Arc<RunState>, total: Option<u64>) ->
                     bar.set_position(state.recorder.deliveries.load(Ordering::Relaxed));
                     bar.set_message(line(&state));
                 }
-                None => eprintln!("[{:>6.1}s] {}", started.elapsed().as_secs_f64(), line(&state)),
+                None => eprintln!(
+                    "[{:>6.1}s] {}",
+                    started.elapsed().as_secs_f64(),
+                    line(&state)
+                ),
             }
             if stop {
                 if let Some(bar) = bar {
@@ -76,5 +93,8 @@ pub(crate) fn start(mode: Progress, state: Arc<RunState>, total: Option<u64>) ->
             }
         }
     });
-    Handle { stop: Some(tx), task: Some(task) }
+    Handle {
+        stop: Some(tx),
+        task: Some(task),
+    }
 }

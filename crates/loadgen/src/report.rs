@@ -15,13 +15,30 @@ pub fn render(s: &Summary) -> String {
         s.requests, s.deliveries, s.messages, s.statuses
     );
     let codes: Vec<String> = s.status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    let _ = writeln!(out, "status      {}", if codes.is_empty() { "-".to_owned() } else { codes.join(", ") });
-    let kinds: Vec<String> = s.error_kinds.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}: {v}")).collect();
+    let _ = writeln!(
+        out,
+        "status      {}",
+        if codes.is_empty() {
+            "-".to_owned()
+        } else {
+            codes.join(", ")
+        }
+    );
+    let kinds: Vec<String> = s
+        .error_kinds
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
     let _ = writeln!(
         out,
         "errors      {}{}",
         s.errors,
-        if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) }
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        }
     );
     let l = &s.latency_ms;
     let _ = writeln!(
@@ -39,20 +56,41 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(
             out,
             "retry       {} failed first, {} resent, {} eventually accepted, {} gave up; {}/{} deliveries accepted",
-            r.first_try_failed, r.resent, r.eventually_accepted, r.gave_up, s.accepted, s.deliveries
+            r.first_try_failed,
+            r.resent,
+            r.eventually_accepted,
+            r.gave_up,
+            s.accepted,
+            s.deliveries
         );
     }
     if !s.gaps.is_empty() {
         let _ = writeln!(
             out,
             "\n{:>9} {:>7} {:>9} {:>7} {:>9} {:>8} {:>7} {:>7} {:>11}",
-            "gap_ms", "bursts", "requests", "ok", "failures", "non_200", "reset", "other", "reconnects"
+            "gap_ms",
+            "bursts",
+            "requests",
+            "ok",
+            "failures",
+            "non_200",
+            "reset",
+            "other",
+            "reconnects"
         );
         for g in &s.gaps {
             let _ = writeln!(
                 out,
                 "{:>9} {:>7} {:>9} {:>7} {:>9} {:>8} {:>7} {:>7} {:>11}",
-                g.gap_ms, g.bursts, g.requests, g.ok, g.failures, g.non_200, g.reset, g.other_errors, g.reconnects
+                g.gap_ms,
+                g.bursts,
+                g.requests,
+                g.ok,
+                g.failures,
+                g.non_200,
+                g.reset,
+                g.other_errors,
+                g.reconnects
             );
         }
     }

@@ -81,11 +81,19 @@ pub async fn run_load(cfg: LoadConfig) -> Result<Summary, LoadError> {
     let deadline = bounds.duration.map(|d| started + d);
     let progress = progress::start(cfg.progress, Arc::clone(&shared), bounds.requests);
 
-    let mut sched = Scheduler { shared: &shared, generator: &mut generator, signer: &cfg.signer, limit: bounds.requests, scheduled: 0 };
+    let mut sched = Scheduler {
+        shared: &shared,
+        generator: &mut generator,
+        signer: &cfg.signer,
+        limit: bounds.requests,
+        scheduled: 0,
+    };
     match cfg.pattern {
         Pattern::Steady { rate } => sched.steady(rate, deadline).await,
         Pattern::Burst { size, every } => sched.burst(size, every, deadline).await,
-        Pattern::BurstIdle { size, .. } => sched.burst_idle(size, &gaps, deadline, bounds.sweeps).await,
+        Pattern::BurstIdle { size, .. } => {
+            sched.burst_idle(size, &gaps, deadline, bounds.sweeps).await
+        }
     }
     shared.tracker.close();
     shared.tracker.wait().await;
@@ -94,11 +102,18 @@ pub async fn run_load(cfg: LoadConfig) -> Result<Summary, LoadError> {
 
     let connections = ConnectionSummary {
         pool_size: cfg.connections as u64,
-        opened: shared.pool.opened.load(Ordering::Relaxed) + shared.retry_pool.opened.load(Ordering::Relaxed),
+        opened: shared.pool.opened.load(Ordering::Relaxed)
+            + shared.retry_pool.opened.load(Ordering::Relaxed),
         closed_idle: shared.pool.closed_idle.load(Ordering::Relaxed)
             + shared.retry_pool.closed_idle.load(Ordering::Relaxed),
     };
-    Ok(shared.recorder.summary(&cfg.url, cfg.pattern.name(), elapsed, connections, cfg.retry.is_some()))
+    Ok(shared.recorder.summary(
+        &cfg.url,
+        cfg.pattern.name(),
+        elapsed,
+        connections,
+        cfg.retry.is_some(),
+    ))
 }
 
 fn validate(cfg: &LoadConfig) -> Result<(), LoadError> {
@@ -110,10 +125,19 @@ fn validate(cfg: &LoadConfig) -> Result<(), LoadError> {
         return bad("the secret is not a valid header value");
     }
     match &cfg.pattern {
-        Pattern::Steady { rate: Some(r) } if !(r.is_finite() && *r > 0.0) => bad("--rate must be a positive number"),
-        Pattern::Burst { size: 0, .. } | Pattern::BurstIdle { size: 0, .. } => bad("--size must be at least 1"),
+        Pattern::Steady { rate: Some(r) } if !(r.is_finite() && *r > 0.0) => {
+            bad("--rate must be a positive number")
+        }
+        Pattern::Burst { size: 0, .. } | Pattern::BurstIdle { size: 0, .. } => {
+            bad("--size must be at least 1")
+        }
         Pattern::Burst { every, .. } if every.is_zero() => bad("--every must be positive"),
-        Pattern::BurstIdle { gap_from, gap_to, step, .. } if gap_from > gap_to || (step.is_zero() && gap_from != gap_to) => {
+        Pattern::BurstIdle {
+            gap_from,
+            gap_to,
+            step,
+            ..
+        } if gap_from > gap_to || (step.is_zero() && gap_from != gap_to) => {
             bad("--gap A..B needs A <= B and a positive --step")
         }
         _ => Ok(()),
@@ -161,13 +185,22 @@ impl Scheduler<'_> {
         let body = self.generator.next_body();
         self.shared.recorder.delivery(body.messages, body.statuses);
         let signature = self.signer.header(&body.bytes);
-        Arc::new(Prepared { body: body.bytes, signature })
+        Arc::new(Prepared {
+            body: body.bytes,
+            signature,
+        })
     }
 
-    fn spawn(&mut self, permit: OwnedSemaphorePermit, gap: Option<usize>) -> tokio::task::JoinHandle<Outcome> {
+    fn spawn(
+        &mut self,
+        permit: OwnedSemaphorePermit,
+        gap: Option<usize>,
+    ) -> tokio::task::JoinHandle<Outcome> {
         let prepared = self.next();
         let shared = Arc::clone(self.shared);
-        self.shared.tracker.spawn(async move { deliver(shared, permit, prepared, gap).await })
+        self.shared
+            .tracker
+            .spawn(async move { deliver(shared, permit, prepared, gap).await })
     }
 
     async fn steady(&mut self, rate: Option<f64>, deadline: Option<Instant>) {
@@ -181,7 +214,9 @@ impl Scheduler<'_> {
             } else if deadline.is_some_and(|d| Instant::now() >= d) {
                 return;
             }
-            let Some(permit) = self.slot(deadline).await else { return };
+            let Some(permit) = self.slot(deadline).await else {
+                return;
+            };
             self.spawn(permit, None);
         }
     }
@@ -197,7 +232,9 @@ impl Scheduler<'_> {
                 if self.exhausted() {
                     return;
                 }
-                let Some(permit) = self.slot(deadline).await else { return };
+                let Some(permit) = self.slot(deadline).await else {
+                    return;
+                };
                 self.spawn(permit, None);
             }
             k = k.saturating_add(1);
@@ -229,7 +266,13 @@ impl Scheduler<'_> {
         lost
     }
 
-    async fn burst_idle(&mut self, size: u32, gaps: &[Duration], deadline: Option<Instant>, sweeps: Option<u32>) {
+    async fn burst_idle(
+        &mut self,
+        size: u32,
+        gaps: &[Duration],
+        deadline: Option<Instant>,
+        sweeps: Option<u32>,
+    ) {
         // The first burst opens the connections; it belongs to no gap.
         let mut lost = self.one_burst(size, None).await;
         let mut done_sweeps = 0;
@@ -238,7 +281,7 @@ impl Scheduler<'_> {
                 // Every gap must start with the whole pool just used: connections that died in
                 // the last burst are replaced by a warm-up burst that belongs to no gap.
                 if lost > 0 && !self.exhausted() {
-                    lost = self.one_burst(size, None).await;
+                    self.one_burst(size, None).await;
                 }
                 if self.exhausted() || !sleep_until_within(Instant::now() + *gap, deadline).await {
                     return;
@@ -263,11 +306,15 @@ async fn deliver(
         shared.recorder.accepted.fetch_add(1, Ordering::Relaxed);
         return outcome;
     }
-    let Some(policy) = shared.retry.clone() else { return outcome };
+    let Some(policy) = shared.retry.clone() else {
+        return outcome;
+    };
     shared.recorder.retry(|r| r.first_try_failed += 1);
     let shared2 = Arc::clone(&shared);
     // Tracked, so the run waits for redeliveries; holds no slot of the main pool while waiting.
-    shared.tracker.spawn(async move { redeliver(shared2, policy, prepared).await });
+    shared
+        .tracker
+        .spawn(async move { redeliver(shared2, policy, prepared).await });
     outcome
 }
 
@@ -279,7 +326,10 @@ async fn redeliver(shared: Arc<RunState>, policy: RetryPolicy, prepared: Arc<Pre
         delay = (delay * 2).min(policy.max_delay);
         let permit = shared.retry_pool.slot().await;
         shared.recorder.retry(|r| r.resent += 1);
-        if send(&shared, &shared.retry_pool, permit, &prepared, None).await.is_ok() {
+        if send(&shared, &shared.retry_pool, permit, &prepared, None)
+            .await
+            .is_ok()
+        {
             shared.recorder.accepted.fetch_add(1, Ordering::Relaxed);
             shared.recorder.retry(|r| r.eventually_accepted += 1);
             return;
@@ -289,7 +339,13 @@ async fn redeliver(shared: Arc<RunState>, policy: RetryPolicy, prepared: Arc<Pre
 }
 
 /// One HTTP exchange on a pooled connection; records and returns its outcome.
-async fn send(shared: &RunState, pool: &Pool, permit: OwnedSemaphorePermit, p: &Prepared, gap: Option<usize>) -> Outcome {
+async fn send(
+    shared: &RunState,
+    pool: &Pool,
+    permit: OwnedSemaphorePermit,
+    p: &Prepared,
+    gap: Option<usize>,
+) -> Outcome {
     shared.recorder.sent.fetch_add(1, Ordering::Relaxed);
     let mut lease = match pool.checkout(permit).await {
         Ok(lease) => lease,
@@ -307,7 +363,9 @@ async fn send(shared: &RunState, pool: &Pool, permit: OwnedSemaphorePermit, p: &
         r.headers_mut().insert(name.clone(), value.clone());
     }
     let Ok(req) = req else {
-        shared.recorder.outcome(Outcome::Error(ErrorKind::Other), None, gap);
+        shared
+            .recorder
+            .outcome(Outcome::Error(ErrorKind::Other), None, gap);
         return Outcome::Error(ErrorKind::Other);
     };
     let started = Instant::now();
@@ -339,7 +397,10 @@ fn classify(e: &hyper::Error) -> ErrorKind {
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
-            if matches!(io.kind(), K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted | K::UnexpectedEof) {
+            if matches!(
+                io.kind(),
+                K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted | K::UnexpectedEof
+            ) {
                 return ErrorKind::Reset;
             }
         }

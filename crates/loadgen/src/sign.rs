@@ -50,14 +50,24 @@ impl Signer {
     pub fn header(&self, body: &[u8]) -> Option<(HeaderName, HeaderValue)> {
         let (name, value) = match self {
             Signer::None => return None,
-            Signer::Meta { app_secret } => (HeaderName::from_static(meta::SIGNATURE_HEADER), meta::sign(app_secret, body)),
+            Signer::Meta { app_secret } => (
+                HeaderName::from_static(meta::SIGNATURE_HEADER),
+                meta::sign(app_secret, body),
+            ),
             Signer::Wasender { secret } => (
                 HeaderName::from_static(shared_secret::WASENDER_HEADER),
                 String::from_utf8_lossy(secret).into_owned(),
             ),
-            Signer::Hmac { header, algorithm, encoding, prefix, secret } => {
-                (header.clone(), hmac_header::sign(*algorithm, *encoding, prefix, secret, body))
-            }
+            Signer::Hmac {
+                header,
+                algorithm,
+                encoding,
+                prefix,
+                secret,
+            } => (
+                header.clone(),
+                hmac_header::sign(*algorithm, *encoding, prefix, secret, body),
+            ),
         };
         // Hex/base64 tags are always valid header values; a secret with control characters is not.
         HeaderValue::from_str(&value).ok().map(|v| (name, v))

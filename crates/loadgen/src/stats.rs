@@ -32,7 +32,12 @@ impl ErrorKind {
         }
     }
 
-    const ALL: [ErrorKind; 4] = [ErrorKind::Connect, ErrorKind::Reset, ErrorKind::Timeout, ErrorKind::Other];
+    const ALL: [ErrorKind; 4] = [
+        ErrorKind::Connect,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::Other,
+    ];
 }
 
 /// Result of one HTTP exchange.
@@ -196,7 +201,13 @@ impl Recorder {
     /// Empty counters; `gaps` are the burst-idle gaps (empty otherwise).
     pub fn new(gaps: &[Duration]) -> Self {
         let inner = Inner {
-            gaps: gaps.iter().map(|g| GapRow { gap_ms: g.as_millis() as u64, ..GapRow::default() }).collect(),
+            gaps: gaps
+                .iter()
+                .map(|g| GapRow {
+                    gap_ms: g.as_millis() as u64,
+                    ..GapRow::default()
+                })
+                .collect(),
             ..Inner::default()
         };
         Self {
@@ -208,7 +219,9 @@ impl Recorder {
             messages: AtomicU64::new(0),
             statuses: AtomicU64::new(0),
             // 1 µs .. 10 min, 3 significant digits.
-            latency: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid")),
+            latency: Mutex::new(
+                Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid"),
+            ),
             inner: Mutex::new(inner),
         }
     }
@@ -220,8 +233,10 @@ impl Recorder {
     /// Counts a new delivery and what it carries.
     pub fn delivery(&self, messages: u32, statuses: u32) {
         self.deliveries.fetch_add(1, Ordering::Relaxed);
-        self.messages.fetch_add(u64::from(messages), Ordering::Relaxed);
-        self.statuses.fetch_add(u64::from(statuses), Ordering::Relaxed);
+        self.messages
+            .fetch_add(u64::from(messages), Ordering::Relaxed);
+        self.statuses
+            .fetch_add(u64::from(statuses), Ordering::Relaxed);
     }
 
     /// Records one finished request; `gap` is the burst-idle row it belongs to.
@@ -232,7 +247,11 @@ impl Recorder {
         }
         if let Some(l) = latency {
             let us = (l.as_micros() as u64).clamp(1, 600_000_000);
-            let _ = self.latency.lock().unwrap_or_else(|e| e.into_inner()).record(us);
+            let _ = self
+                .latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(us);
         }
         let mut inner = self.inner();
         match outcome {
@@ -299,14 +318,27 @@ impl Recorder {
             statuses: self.statuses.load(Ordering::Relaxed),
             ok: self.ok.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
-            status: inner.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            status: inner
+                .status
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             errors,
             error_kinds: ErrorKind::ALL
                 .iter()
-                .map(|k| (k.as_str().to_owned(), inner.errors.get(k).copied().unwrap_or(0)))
+                .map(|k| {
+                    (
+                        k.as_str().to_owned(),
+                        inner.errors.get(k).copied().unwrap_or(0),
+                    )
+                })
                 .collect(),
             latency_ms: latency,
-            rps: if elapsed.is_zero() { 0.0 } else { done as f64 / elapsed.as_secs_f64() },
+            rps: if elapsed.is_zero() {
+                0.0
+            } else {
+                done as f64 / elapsed.as_secs_f64()
+            },
             connections,
             retry: retry.then(|| inner.retry.clone()),
             gaps: inner.gaps.clone(),

@@ -13,7 +13,15 @@ pub struct Template {
 }
 
 /// Names of the Cloud API templates in the default rotation, in order.
-pub const CLOUD_DEFAULT: &[&str] = &["text", "interactive", "media", "location", "status", "batch", "unicode"];
+pub const CLOUD_DEFAULT: &[&str] = &[
+    "text",
+    "interactive",
+    "media",
+    "location",
+    "status",
+    "batch",
+    "unicode",
+];
 
 /// Cloud API (Meta) templates. `status` is also the template used for status fan-out.
 pub const CLOUD: &[Template] = &[

@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn escapes_like_meta() {
-        let s = format!("\"{}\"", escape_str("caf\u{e9} \u{2615} 😀 a/b \"q\" \\ \n"));
+        let s = format!(
+            "\"{}\"",
+            escape_str("caf\u{e9} \u{2615} 😀 a/b \"q\" \\ \n")
+        );
         assert_eq!(s, r#""caf\u00e9 \u2615 \ud83d\ude00 a\/b \"q\" \\ \n""#);
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "caf\u{e9} \u{2615} 😀 a/b \"q\" \\ \n");
@@ -95,7 +98,8 @@ mod tests {
         // The corpus holds the same unicode-heavy message pretty-printed with raw UTF-8 and in
         // Meta's wire form; converting the first must give the second byte for byte.
         let pretty = include_str!("../../../testdata/payloads/cloud_msg_text_unicode_heavy.json");
-        let wire = include_bytes!("../../../testdata/payloads/cloud_msg_text_unicode_wire_escaped.json");
+        let wire =
+            include_bytes!("../../../testdata/payloads/cloud_msg_text_unicode_wire_escaped.json");
         assert_eq!(minify_to_wire(pretty).as_bytes(), wire);
     }
 }

@@ -11,7 +11,9 @@ use wagate_loadgen::{LoadConfig, Pattern, PayloadSource, RetryPolicy, Signer, ru
 
 fn meta_config(url: String) -> LoadConfig {
     let mut cfg = LoadConfig::new(url);
-    cfg.signer = Signer::Meta { app_secret: SECRET.as_bytes().to_vec() };
+    cfg.signer = Signer::Meta {
+        app_secret: SECRET.as_bytes().to_vec(),
+    };
     cfg.timeout = Duration::from_secs(5);
     cfg
 }
@@ -26,7 +28,10 @@ async fn counts_signatures_and_fan_out_match_what_the_server_saw() {
     let s = run_load(cfg).await.unwrap();
 
     let c = server.counts();
-    assert_eq!(c.bad_signature, 0, "every request carries a valid X-Hub-Signature-256");
+    assert_eq!(
+        c.bad_signature, 0,
+        "every request carries a valid X-Hub-Signature-256"
+    );
     assert_eq!(s.requests, 300);
     assert_eq!(c.requests, 300);
     assert_eq!(s.status_count(200), 300);
@@ -37,12 +42,23 @@ async fn counts_signatures_and_fan_out_match_what_the_server_saw() {
     assert_eq!(s.statuses, c.statuses);
     assert!(s.messages > 0);
     // Fan-out: three status POSTs per message (the run may end between a message and its statuses).
-    assert!(s.statuses + 3 >= 3 * s.messages && s.statuses <= 3 * s.messages + 300 / 8, "{s:?}");
+    assert!(
+        s.statuses + 3 >= 3 * s.messages && s.statuses <= 3 * s.messages + 300 / 8,
+        "{s:?}"
+    );
     // Fresh wamids: no message id repeats.
     assert_eq!(c.message_ids.len() as u64, c.messages);
     // Keep-alive: never more connections than the pool size.
-    assert!(c.connections <= 4 && s.connections.opened <= 4, "{} connections", c.connections);
-    assert!(s.latency_ms.p50 > 0.0 && s.latency_ms.p50 <= s.latency_ms.p99 && s.latency_ms.p99 <= s.latency_ms.max);
+    assert!(
+        c.connections <= 4 && s.connections.opened <= 4,
+        "{} connections",
+        c.connections
+    );
+    assert!(
+        s.latency_ms.p50 > 0.0
+            && s.latency_ms.p50 <= s.latency_ms.p99
+            && s.latency_ms.p99 <= s.latency_ms.max
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +66,10 @@ async fn payload_dir_is_sent_byte_exact() {
     let server = common::start(Behaviour::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/payloads/");
-    for f in ["cloud_msg_text_unicode_wire_escaped.json", "cloud_msg_image_wire_escaped.json"] {
+    for f in [
+        "cloud_msg_text_unicode_wire_escaped.json",
+        "cloud_msg_image_wire_escaped.json",
+    ] {
         std::fs::copy(format!("{corpus}{f}"), dir.path().join(f)).unwrap();
     }
     std::fs::write(dir.path().join("notes.txt"), "not a payload").unwrap();
@@ -61,9 +80,16 @@ async fn payload_dir_is_sent_byte_exact() {
     assert_eq!(s.status_count(200), 10);
     let c = server.counts();
     assert_eq!(c.bodies.len(), 2, "only the two *.json files, as they are");
-    for f in ["cloud_msg_text_unicode_wire_escaped.json", "cloud_msg_image_wire_escaped.json"] {
+    for f in [
+        "cloud_msg_text_unicode_wire_escaped.json",
+        "cloud_msg_image_wire_escaped.json",
+    ] {
         let bytes = std::fs::read(format!("{corpus}{f}")).unwrap();
-        assert_eq!(c.bodies.get(&bytes), Some(&5), "{f} sent 5 times byte-exact");
+        assert_eq!(
+            c.bodies.get(&bytes),
+            Some(&5),
+            "{f} sent 5 times byte-exact"
+        );
     }
 }
 
@@ -86,7 +112,10 @@ async fn burst_sends_size_per_tick() {
     let server = common::start(Behaviour::default()).await;
     let mut cfg = meta_config(server.url());
     cfg.connections = 5;
-    cfg.pattern = Pattern::Burst { size: 5, every: Duration::from_millis(100) };
+    cfg.pattern = Pattern::Burst {
+        size: 5,
+        every: Duration::from_millis(100),
+    };
     cfg.bounds.requests = Some(20);
     let started = std::time::Instant::now();
     let s = run_load(cfg).await.unwrap();
@@ -98,7 +127,11 @@ async fn burst_sends_size_per_tick() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meta_retry_gets_everything_accepted_eventually() {
-    let server = common::start(Behaviour { fail_first_sight: true, ..Behaviour::default() }).await;
+    let server = common::start(Behaviour {
+        fail_first_sight: true,
+        ..Behaviour::default()
+    })
+    .await;
     let mut cfg = meta_config(server.url());
     cfg.bounds.requests = Some(40);
     cfg.retry = Some(RetryPolicy {
@@ -125,13 +158,29 @@ async fn meta_retry_gets_everything_accepted_eventually() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_gives_up_after_max_attempts() {
-    let server = common::start(Behaviour { fail_every: Some(1), ..Behaviour::default() }).await;
+    let server = common::start(Behaviour {
+        fail_every: Some(1),
+        ..Behaviour::default()
+    })
+    .await;
     let mut cfg = meta_config(server.url());
     cfg.bounds.requests = Some(5);
-    cfg.retry = Some(RetryPolicy { first_delay: Duration::from_millis(5), max_delay: Duration::from_millis(10), max_attempts: 2 });
+    cfg.retry = Some(RetryPolicy {
+        first_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(10),
+        max_attempts: 2,
+    });
     let s = run_load(cfg).await.unwrap();
     let r = s.retry.unwrap();
-    assert_eq!((r.first_try_failed, r.resent, r.eventually_accepted, r.gave_up), (5, 10, 0, 5));
+    assert_eq!(
+        (
+            r.first_try_failed,
+            r.resent,
+            r.eventually_accepted,
+            r.gave_up
+        ),
+        (5, 10, 0, 5)
+    );
     assert_eq!(s.requests, 15);
     assert_eq!(server.counts().requests, 15);
 }
@@ -141,7 +190,11 @@ async fn retry_gives_up_after_max_attempts() {
 /// clean, gaps of 250 and 350 ms must fail with `reset`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_idle_fails_only_at_gaps_above_the_server_idle_close() {
-    let server = common::start(Behaviour { stale_after: Some(Duration::from_millis(200)), ..Behaviour::default() }).await;
+    let server = common::start(Behaviour {
+        stale_after: Some(Duration::from_millis(200)),
+        ..Behaviour::default()
+    })
+    .await;
     let mut cfg = meta_config(server.url());
     cfg.connections = 4;
     cfg.pattern = Pattern::BurstIdle {
@@ -172,7 +225,11 @@ async fn burst_idle_fails_only_at_gaps_above_the_server_idle_close() {
 /// does: the connections are replaced, no request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_closed_by_the_server_are_replaced_without_errors() {
-    let server = common::start(Behaviour { close_idle_after: Some(Duration::from_millis(50)), ..Behaviour::default() }).await;
+    let server = common::start(Behaviour {
+        close_idle_after: Some(Duration::from_millis(50)),
+        ..Behaviour::default()
+    })
+    .await;
     let mut cfg = meta_config(server.url());
     cfg.connections = 3;
     cfg.pattern = Pattern::BurstIdle {
@@ -193,14 +250,20 @@ async fn idle_connections_closed_by_the_server_are_replaced_without_errors() {
 
 #[tokio::test]
 async fn refuses_remote_targets() {
-    let err = run_load(LoadConfig::new("http://192.0.2.1:80/")).await.unwrap_err();
+    let err = run_load(LoadConfig::new("http://192.0.2.1:80/"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("--allow-remote"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_refused_counts_as_connect_error() {
     // Bind then drop to get a closed local port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cfg = meta_config(format!("http://127.0.0.1:{port}/"));
     cfg.bounds.requests = Some(3);
     let s = run_load(cfg).await.unwrap();
@@ -221,18 +284,34 @@ fn cli_run(args: &[&str]) -> ExitCode {
 
 /// Runs a server on its own runtime so `cli::run` can own the calling thread.
 fn server_runtime(b: Behaviour) -> (tokio::runtime::Runtime, common::Server) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let server = rt.block_on(common::start(b));
     (rt, server)
 }
 
 #[test]
 fn cli_expect_all_200_and_json_file() {
-    let (_rt, flaky) = server_runtime(Behaviour { fail_every: Some(5), ..Behaviour::default() });
+    let (_rt, flaky) = server_runtime(Behaviour {
+        fail_every: Some(5),
+        ..Behaviour::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("summary.json");
     let url = flaky.url();
-    let base = ["--app-secret", SECRET, "--requests", "50", "--connections", "2", "--quiet", "--json"];
+    let base = [
+        "--app-secret",
+        SECRET,
+        "--requests",
+        "50",
+        "--connections",
+        "2",
+        "--quiet",
+        "--json",
+    ];
     let mut args = vec![url.as_str(), "steady"];
     args.extend(base);
     args.push(json.to_str().unwrap());
@@ -254,20 +333,51 @@ fn cli_expect_all_200_and_json_file() {
 
     let (_rt2, good) = server_runtime(Behaviour::default());
     let url = good.url();
-    let ok = cli_run(&[&url, "--pattern", "burst", "--size", "4", "--every", "10ms", "--requests", "12", "--app-secret", SECRET, "--quiet", "--expect-all-200"]);
+    let ok = cli_run(&[
+        &url,
+        "--pattern",
+        "burst",
+        "--size",
+        "4",
+        "--every",
+        "10ms",
+        "--requests",
+        "12",
+        "--app-secret",
+        SECRET,
+        "--quiet",
+        "--expect-all-200",
+    ]);
     assert_eq!(ok, ExitCode::SUCCESS);
     assert_eq!(good.counts().ok, 12);
 }
 
 #[test]
 fn cli_burst_idle_json_has_the_gap_table() {
-    let (_rt, server) = server_runtime(Behaviour { stale_after: Some(Duration::from_millis(100)), ..Behaviour::default() });
+    let (_rt, server) = server_runtime(Behaviour {
+        stale_after: Some(Duration::from_millis(100)),
+        ..Behaviour::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("gaps.json");
     let url = server.url();
     let code = cli_run(&[
-        &url, "burst-idle", "--size", "2", "--connections", "2", "--gap", "20ms..220ms", "--step", "200ms",
-        "--app-secret", SECRET, "--quiet", "--expect-all-200", "--json", json.to_str().unwrap(),
+        &url,
+        "burst-idle",
+        "--size",
+        "2",
+        "--connections",
+        "2",
+        "--gap",
+        "20ms..220ms",
+        "--step",
+        "200ms",
+        "--app-secret",
+        SECRET,
+        "--quiet",
+        "--expect-all-200",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert_eq!(code, ExitCode::from(1));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -281,7 +391,23 @@ fn cli_burst_idle_json_has_the_gap_table() {
 
 #[test]
 fn cli_rejects_missing_secret_and_remote_targets() {
-    assert_eq!(cli_run(&["http://127.0.0.1:9/", "--quiet"]), ExitCode::from(2));
-    assert_eq!(cli_run(&["http://198.51.100.7/", "--provider", "none", "--quiet"]), ExitCode::from(2));
-    assert_eq!(cli_run(&["http://127.0.0.1:9/", "burst", "--pattern", "steady", "--provider", "none"]), ExitCode::from(2));
+    assert_eq!(
+        cli_run(&["http://127.0.0.1:9/", "--quiet"]),
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        cli_run(&["http://198.51.100.7/", "--provider", "none", "--quiet"]),
+        ExitCode::from(2)
+    );
+    assert_eq!(
+        cli_run(&[
+            "http://127.0.0.1:9/",
+            "burst",
+            "--pattern",
+            "steady",
+            "--provider",
+            "none"
+        ]),
+        ExitCode::from(2)
+    );
 }

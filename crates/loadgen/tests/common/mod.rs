@@ -62,9 +62,12 @@ fn count_items(v: &serde_json::Value, c: &mut Counts) {
         for change in entry["changes"].as_array().into_iter().flatten() {
             for m in change["value"]["messages"].as_array().into_iter().flatten() {
                 c.messages += 1;
-                c.message_ids.insert(m["id"].as_str().unwrap_or_default().to_owned());
+                c.message_ids
+                    .insert(m["id"].as_str().unwrap_or_default().to_owned());
             }
-            c.statuses += change["value"]["statuses"].as_array().map_or(0, |a| a.len() as u64);
+            c.statuses += change["value"]["statuses"]
+                .as_array()
+                .map_or(0, |a| a.len() as u64);
         }
     }
 }
@@ -77,7 +80,9 @@ pub async fn start(behaviour: Behaviour) -> Server {
     let shared = Arc::clone(&counts);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             shared.lock().unwrap().connections += 1;
             let counts = Arc::clone(&shared);
             let behaviour = behaviour.clone();
@@ -106,10 +111,20 @@ async fn serve(stream: tokio::net::TcpStream, counts: Arc<Mutex<Counts>>, b: Beh
             if b.stale_after.is_some_and(|t| idle > t) {
                 counts.lock().unwrap().dropped_stale += 1;
                 // An error from the service makes hyper drop the connection without a response.
-                return Err::<Response<Full<Bytes>>, std::io::Error>(std::io::Error::other("stale"));
+                return Err::<Response<Full<Bytes>>, std::io::Error>(std::io::Error::other(
+                    "stale",
+                ));
             }
-            let sig = req.headers().get("x-hub-signature-256").map(|v| v.as_bytes().to_vec());
-            let body = req.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+            let sig = req
+                .headers()
+                .get("x-hub-signature-256")
+                .map(|v| v.as_bytes().to_vec());
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
             let code = {
                 let mut c = counts.lock().unwrap();
                 c.requests += 1;
@@ -120,7 +135,8 @@ async fn serve(stream: tokio::net::TcpStream, counts: Arc<Mutex<Counts>>, b: Beh
                 if wagate_verify::meta::verify(sig.as_deref(), &body, &[SECRET]).is_err() {
                     c.bad_signature += 1;
                     401
-                } else if b.fail_every.is_some_and(|k| n % k == 0) || (b.fail_first_sight && first) {
+                } else if b.fail_every.is_some_and(|k| n.is_multiple_of(k)) || (b.fail_first_sight && first)
+                {
                     500
                 } else {
                     c.ok += 1;
@@ -135,10 +151,14 @@ async fn serve(stream: tokio::net::TcpStream, counts: Arc<Mutex<Counts>>, b: Beh
                 l.0 = Instant::now();
                 l.1 -= 1;
             }
-            Ok(Response::builder().status(code).body(Full::new(Bytes::from_static(b"ok"))).unwrap())
+            Ok(Response::builder()
+                .status(code)
+                .body(Full::new(Bytes::from_static(b"ok")))
+                .unwrap())
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     let Some(close_after) = b.close_idle_after else {
         let _ = conn.await;
