@@ -1,6 +1,7 @@
 //! The journal: the durable, append-only store of received webhook requests and the source of
 //! truth between ingest and dispatch. The contract every backend follows is written in
-//! `docs/journal.md`; [`conformance`] checks it.
+//! `docs/journal.md`; the `conformance` module (cargo feature `testing`) checks it, one
+//! function per clause, for any backend.
 //!
 //! Ingest holds an `Arc<dyn Journal>` and only calls [`Journal::append`]; dispatch leases and
 //! settles. A `200` goes to the webhook sender only after `append` returned `Ok`.
@@ -10,6 +11,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod embedded;
 
 /// Sequence number of a stored request: unique, assigned by the journal, increasing in append
@@ -161,6 +164,17 @@ pub trait Journal: Send + Sync + 'static {
     /// Cheap check that the journal accepts writes (used by `/readyz`).
     async fn health(&self) -> Result<(), JournalError>;
 
+    /// Retention: deletes `Done` requests settled more than `older_than` ago and returns how
+    /// many went. Dead and open requests are never pruned. The default does nothing, for
+    /// backends whose retention is configured on the server (stream limits, TTLs).
+    ///
+    /// # Errors
+    /// As [`Journal::append`]; a partial prune may have happened.
+    async fn prune(&self, older_than: Duration) -> Result<u64, JournalError> {
+        let _ = older_than;
+        Ok(0)
+    }
+
     /// Flushes and closes: appends after this fail with [`JournalError::Closed`].
     async fn close(&self) -> Result<(), JournalError>;
 }
@@ -200,7 +214,11 @@ pub struct JournalConfig {
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        JournalConfig { backend: Backend::Embedded, path: "data/wagate.db".into(), durability: Durability::Fsync }
+        JournalConfig {
+            backend: Backend::Embedded,
+            path: "data/wagate.db".into(),
+            durability: Durability::Fsync,
+        }
     }
 }
 
@@ -210,6 +228,9 @@ impl Default for JournalConfig {
 /// [`JournalError::Unavailable`] when the store cannot be opened or created.
 pub fn open(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
     match config.backend {
-        Backend::Embedded => Ok(std::sync::Arc::new(embedded::Embedded::open(&config.path, config.durability)?)),
+        Backend::Embedded => Ok(std::sync::Arc::new(embedded::Embedded::open(
+            &config.path,
+            config.durability,
+        )?)),
     }
 }

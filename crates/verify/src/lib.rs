@@ -50,12 +50,14 @@ pub enum Encoding {
 pub fn hmac_tag(algorithm: Algorithm, secret: &[u8], body: &[u8]) -> Vec<u8> {
     match algorithm {
         Algorithm::Sha256 => {
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+            let mut mac =
+                Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
             mac.update(body);
             mac.finalize().into_bytes().to_vec()
         }
         Algorithm::Sha512 => {
-            let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret).expect("HMAC takes any key length");
+            let mut mac =
+                Hmac::<sha2::Sha512>::new_from_slice(secret).expect("HMAC takes any key length");
             mac.update(body);
             mac.finalize().into_bytes().to_vec()
         }
@@ -63,25 +65,36 @@ pub fn hmac_tag(algorithm: Algorithm, secret: &[u8], body: &[u8]) -> Vec<u8> {
 }
 
 /// Checks `tag` against every secret in constant time; `Ok` when one matches (key rotation).
-fn verify_tag<S: AsRef<[u8]>>(algorithm: Algorithm, tag: &[u8], secrets: &[S], body: &[u8]) -> Result<(), VerifyError> {
+fn verify_tag<S: AsRef<[u8]>>(
+    algorithm: Algorithm,
+    tag: &[u8],
+    secrets: &[S],
+    body: &[u8],
+) -> Result<(), VerifyError> {
     // Evaluate every secret so timing does not reveal which one matched.
     let mut ok = false;
     for secret in secrets {
         let good = match algorithm {
             Algorithm::Sha256 => {
-                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_ref()).expect("any key length");
+                let mut mac =
+                    Hmac::<sha2::Sha256>::new_from_slice(secret.as_ref()).expect("any key length");
                 mac.update(body);
                 mac.verify_slice(tag).is_ok()
             }
             Algorithm::Sha512 => {
-                let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret.as_ref()).expect("any key length");
+                let mut mac =
+                    Hmac::<sha2::Sha512>::new_from_slice(secret.as_ref()).expect("any key length");
                 mac.update(body);
                 mac.verify_slice(tag).is_ok()
             }
         };
         ok |= good;
     }
-    if ok { Ok(()) } else { Err(VerifyError::Mismatch) }
+    if ok {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
 }
 
 /// Meta WhatsApp Cloud API (Graph API webhooks).
@@ -93,7 +106,10 @@ pub mod meta {
 
     /// Returns the header value Meta would send for `body`: `sha256=` + 64 lowercase hex digits.
     pub fn sign(app_secret: &[u8], body: &[u8]) -> String {
-        format!("sha256={}", hex::encode(hmac_tag(Algorithm::Sha256, app_secret, body)))
+        format!(
+            "sha256={}",
+            hex::encode(hmac_tag(Algorithm::Sha256, app_secret, body))
+        )
     }
 
     /// Verifies `X-Hub-Signature-256` over the raw `body` against any of `app_secrets`.
@@ -103,9 +119,15 @@ pub mod meta {
     /// # Errors
     /// [`VerifyError::Missing`] without a header, [`VerifyError::Malformed`] unless it is
     /// `sha256=` followed by 64 hex digits, [`VerifyError::Mismatch`] when no secret matches.
-    pub fn verify<S: AsRef<[u8]>>(header: Option<&[u8]>, body: &[u8], app_secrets: &[S]) -> Result<(), VerifyError> {
+    pub fn verify<S: AsRef<[u8]>>(
+        header: Option<&[u8]>,
+        body: &[u8],
+        app_secrets: &[S],
+    ) -> Result<(), VerifyError> {
         let header = header.ok_or(VerifyError::Missing)?;
-        let hex_part = header.strip_prefix(b"sha256=").ok_or(VerifyError::Malformed)?;
+        let hex_part = header
+            .strip_prefix(b"sha256=")
+            .ok_or(VerifyError::Malformed)?;
         if hex_part.len() != 64 {
             return Err(VerifyError::Malformed);
         }
@@ -175,11 +197,20 @@ pub mod hmac_header {
     use base64::Engine as _;
 
     /// Returns the header value for `body`: `prefix` + encoded tag.
-    pub fn sign(algorithm: Algorithm, encoding: Encoding, prefix: &str, secret: &[u8], body: &[u8]) -> String {
+    pub fn sign(
+        algorithm: Algorithm,
+        encoding: Encoding,
+        prefix: &str,
+        secret: &[u8],
+        body: &[u8],
+    ) -> String {
         let tag = hmac_tag(algorithm, secret, body);
         match encoding {
             Encoding::Hex => format!("{prefix}{}", hex::encode(tag)),
-            Encoding::Base64 => format!("{prefix}{}", base64::engine::general_purpose::STANDARD.encode(tag)),
+            Encoding::Base64 => format!(
+                "{prefix}{}",
+                base64::engine::general_purpose::STANDARD.encode(tag)
+            ),
         }
     }
 
@@ -197,7 +228,9 @@ pub mod hmac_header {
         secrets: &[S],
     ) -> Result<(), VerifyError> {
         let header = header.ok_or(VerifyError::Missing)?;
-        let encoded = header.strip_prefix(prefix.as_bytes()).ok_or(VerifyError::Malformed)?;
+        let encoded = header
+            .strip_prefix(prefix.as_bytes())
+            .ok_or(VerifyError::Malformed)?;
         let tag = match encoding {
             Encoding::Hex => hex::decode(encoded).map_err(|_| VerifyError::Malformed)?,
             Encoding::Base64 => base64::engine::general_purpose::STANDARD
@@ -238,19 +271,32 @@ pub mod standard_webhooks {
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+        format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        )
     }
 
     /// Verifies a `webhook-signature` header (space-separated `v1,<sig>` list).
     ///
     /// # Errors
     /// [`VerifyError::Mismatch`] when no listed `v1` signature matches.
-    pub fn verify(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> Result<(), VerifyError> {
+    pub fn verify(
+        key: &[u8],
+        msg_id: &str,
+        timestamp: i64,
+        body: &[u8],
+        header: &str,
+    ) -> Result<(), VerifyError> {
         let expected = sign(key, msg_id, timestamp, body);
         let ok = header
             .split(' ')
             .any(|candidate| bool::from(candidate.as_bytes().ct_eq(expected.as_bytes())));
-        if ok { Ok(()) } else { Err(VerifyError::Mismatch) }
+        if ok {
+            Ok(())
+        } else {
+            Err(VerifyError::Mismatch)
+        }
     }
 }
 
@@ -260,8 +306,10 @@ mod tests {
 
     const SECRET: &[u8] = b"test_app_secret";
     // Vectors from the payload corpus index (HMAC-SHA256, key `test_app_secret`, file bytes).
-    const WIRE_UNICODE: &[u8] = include_bytes!("../../../testdata/payloads/cloud_msg_text_unicode_wire_escaped.json");
-    const WIRE_IMAGE: &[u8] = include_bytes!("../../../testdata/payloads/cloud_msg_image_wire_escaped.json");
+    const WIRE_UNICODE: &[u8] =
+        include_bytes!("../../../testdata/payloads/cloud_msg_text_unicode_wire_escaped.json");
+    const WIRE_IMAGE: &[u8] =
+        include_bytes!("../../../testdata/payloads/cloud_msg_image_wire_escaped.json");
 
     #[test]
     fn corpus_vectors_match_meta_signatures() {
@@ -278,48 +326,131 @@ mod tests {
     #[test]
     fn naive_reserialised_signature_is_rejected() {
         let naive = b"sha256=4c7eee0e956861e282b020c27c8ff004bc6ba9f841ce9d2d787fa6f95881b2b0";
-        assert_eq!(meta::verify(Some(naive), WIRE_UNICODE, &[SECRET]), Err(VerifyError::Mismatch));
+        assert_eq!(
+            meta::verify(Some(naive), WIRE_UNICODE, &[SECRET]),
+            Err(VerifyError::Mismatch)
+        );
         let naive = b"sha256=11a3c016aa38aa0983f031f1f5b476aef557bc5b9edb3f55a3500c335323b646";
-        assert_eq!(meta::verify(Some(naive), WIRE_IMAGE, &[SECRET]), Err(VerifyError::Mismatch));
+        assert_eq!(
+            meta::verify(Some(naive), WIRE_IMAGE, &[SECRET]),
+            Err(VerifyError::Mismatch)
+        );
     }
 
     #[test]
     fn rotated_secrets_accept_either() {
         let sig = meta::sign(b"old", b"{}");
-        assert_eq!(meta::verify(Some(sig.as_bytes()), b"{}", &[&b"new"[..], &b"old"[..]]), Ok(()));
-        assert_eq!(meta::verify(Some(sig.as_bytes()), b"{}", &[&b"new"[..]]), Err(VerifyError::Mismatch));
+        assert_eq!(
+            meta::verify(Some(sig.as_bytes()), b"{}", &[&b"new"[..], &b"old"[..]]),
+            Ok(())
+        );
+        assert_eq!(
+            meta::verify(Some(sig.as_bytes()), b"{}", &[&b"new"[..]]),
+            Err(VerifyError::Mismatch)
+        );
     }
 
     #[test]
     fn malformed_and_missing_headers() {
-        assert_eq!(meta::verify(None, b"{}", &[SECRET]), Err(VerifyError::Missing));
-        assert_eq!(meta::verify(Some(b"sha1=abc"), b"{}", &[SECRET]), Err(VerifyError::Malformed));
-        assert_eq!(meta::verify(Some(b"sha256=zz"), b"{}", &[SECRET]), Err(VerifyError::Malformed));
-        let upper = meta::sign(SECRET, b"{}").to_uppercase().replace("SHA256=", "sha256=");
-        assert_eq!(meta::verify(Some(upper.as_bytes()), b"{}", &[SECRET]), Ok(()));
+        assert_eq!(
+            meta::verify(None, b"{}", &[SECRET]),
+            Err(VerifyError::Missing)
+        );
+        assert_eq!(
+            meta::verify(Some(b"sha1=abc"), b"{}", &[SECRET]),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(
+            meta::verify(Some(b"sha256=zz"), b"{}", &[SECRET]),
+            Err(VerifyError::Malformed)
+        );
+        let upper = meta::sign(SECRET, b"{}")
+            .to_uppercase()
+            .replace("SHA256=", "sha256=");
+        assert_eq!(
+            meta::verify(Some(upper.as_bytes()), b"{}", &[SECRET]),
+            Ok(())
+        );
     }
 
     #[test]
     fn handshake_cases() {
         use meta::Handshake::*;
-        assert_eq!(meta::handshake(Some("subscribe"), Some("tok"), Some("123"), "tok"), Accept("123"));
-        assert_eq!(meta::handshake(Some("subscribe"), Some("bad"), Some("123"), "tok"), Forbidden);
-        assert_eq!(meta::handshake(Some("unsubscribe"), Some("tok"), Some("123"), "tok"), Forbidden);
-        assert_eq!(meta::handshake(None, Some("tok"), Some("123"), "tok"), BadRequest);
-        assert_eq!(meta::handshake(Some("subscribe"), Some("tok"), None, "tok"), BadRequest);
+        assert_eq!(
+            meta::handshake(Some("subscribe"), Some("tok"), Some("123"), "tok"),
+            Accept("123")
+        );
+        assert_eq!(
+            meta::handshake(Some("subscribe"), Some("bad"), Some("123"), "tok"),
+            Forbidden
+        );
+        assert_eq!(
+            meta::handshake(Some("unsubscribe"), Some("tok"), Some("123"), "tok"),
+            Forbidden
+        );
+        assert_eq!(
+            meta::handshake(None, Some("tok"), Some("123"), "tok"),
+            BadRequest
+        );
+        assert_eq!(
+            meta::handshake(Some("subscribe"), Some("tok"), None, "tok"),
+            BadRequest
+        );
     }
 
     #[test]
     fn shared_secret_and_generic_hmac() {
         assert_eq!(shared_secret::verify(Some(b"s3cret"), b"s3cret"), Ok(()));
-        assert_eq!(shared_secret::verify(Some(b"s3cre"), b"s3cret"), Err(VerifyError::Mismatch));
-        assert_eq!(shared_secret::verify(None, b"s3cret"), Err(VerifyError::Missing));
+        assert_eq!(
+            shared_secret::verify(Some(b"s3cre"), b"s3cret"),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            shared_secret::verify(None, b"s3cret"),
+            Err(VerifyError::Missing)
+        );
         let h = hmac_header::sign(Algorithm::Sha512, Encoding::Hex, "", b"k", b"body");
         assert_eq!(h.len(), 128);
-        assert!(hmac_header::verify(Some(h.as_bytes()), Algorithm::Sha512, Encoding::Hex, "", b"body", &[b"k"]).is_ok());
-        assert!(hmac_header::verify(Some(h.as_bytes()), Algorithm::Sha512, Encoding::Hex, "", b"bodx", &[b"k"]).is_err());
-        let b = hmac_header::sign(Algorithm::Sha256, Encoding::Base64, "sha256=", b"k", b"body");
-        assert!(hmac_header::verify(Some(b.as_bytes()), Algorithm::Sha256, Encoding::Base64, "sha256=", b"body", &[b"k"]).is_ok());
+        assert!(
+            hmac_header::verify(
+                Some(h.as_bytes()),
+                Algorithm::Sha512,
+                Encoding::Hex,
+                "",
+                b"body",
+                &[b"k"]
+            )
+            .is_ok()
+        );
+        assert!(
+            hmac_header::verify(
+                Some(h.as_bytes()),
+                Algorithm::Sha512,
+                Encoding::Hex,
+                "",
+                b"bodx",
+                &[b"k"]
+            )
+            .is_err()
+        );
+        let b = hmac_header::sign(
+            Algorithm::Sha256,
+            Encoding::Base64,
+            "sha256=",
+            b"k",
+            b"body",
+        );
+        assert!(
+            hmac_header::verify(
+                Some(b.as_bytes()),
+                Algorithm::Sha256,
+                Encoding::Base64,
+                "sha256=",
+                b"body",
+                &[b"k"]
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -329,6 +460,9 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let sig = standard_webhooks::sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        assert!(standard_webhooks::verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &sig).is_ok());
+        assert!(
+            standard_webhooks::verify(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &sig)
+                .is_ok()
+        );
     }
 }

@@ -1,0 +1,115 @@
+//! The whole config file: defaults, then the TOML file, then `WAGATE_*` environment variables
+//! (`__` separates nesting levels: `WAGATE_SERVER__LISTEN`), then command-line flags.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use wagate_ingest::{ServerConfig, ShutdownConfig, SourceConfig};
+use wagate_journal::JournalConfig;
+
+/// Top-level sections; environment variables outside them are not config.
+const SECTIONS: [&str; 5] = ["server", "shutdown", "journal", "sources", "log"];
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[shutdown]`.
+    pub shutdown: ShutdownConfig,
+    /// `[journal]`.
+    pub journal: JournalConfig,
+    /// `[[sources]]`; defaults to one Meta source at `/webhook`.
+    pub sources: Vec<SourceConfig>,
+    /// `[log]`.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            journal: JournalConfig::default(),
+            sources: vec![SourceConfig::default_meta()],
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[log]`: log format and level (`RUST_LOG` overrides the level).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `wagate=debug` (debug logs every accepted request).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Loads the layered config; `overrides` are `(dotted key, value)` pairs from flags.
+///
+/// # Errors
+/// A message naming the offending key (unknown keys, wrong types, failed validation).
+pub fn load(
+    file: Option<&Path>,
+    overrides: &[(&str, figment::value::Value)],
+) -> Result<Config, String> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(format!("config file {} does not exist", path.display()));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let env = Env::prefixed("WAGATE_").split("__").filter(|key| {
+        // Keys arrive upper-case as in the environment: `SERVER.LISTEN`.
+        let key = key.as_str().to_ascii_lowercase();
+        SECTIONS.iter().any(|s| {
+            key.strip_prefix(s)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        })
+    });
+    figment = figment.merge(env);
+    for (key, value) in overrides {
+        figment = figment.merge(Serialized::default(key, value.clone()));
+    }
+    let config: Config = figment.extract().map_err(|e| {
+        e.into_iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    wagate_ingest::config::validate(&config.server, &config.shutdown, &config.sources)
+        .map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+/// The effective config as TOML with every secret masked.
+pub fn print(config: &Config) -> String {
+    let mut masked = config.clone();
+    masked.sources = masked.sources.iter().map(SourceConfig::masked).collect();
+    toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+}
