@@ -135,7 +135,8 @@ async fn serve(stream: tokio::net::TcpStream, counts: Arc<Mutex<Counts>>, b: Beh
                 if wagate_verify::meta::verify(sig.as_deref(), &body, &[SECRET]).is_err() {
                     c.bad_signature += 1;
                     401
-                } else if b.fail_every.is_some_and(|k| n.is_multiple_of(k)) || (b.fail_first_sight && first)
+                } else if b.fail_every.is_some_and(|k| n.is_multiple_of(k))
+                    || (b.fail_first_sight && first)
                 {
                     500
                 } else {
