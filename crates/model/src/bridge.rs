@@ -15,6 +15,7 @@ use crate::event::Kind;
 use crate::explode::{Out, ts};
 use crate::keys::{self, Part};
 use crate::lenient::{Text, is_object, parse, parse_or_default};
+use crate::wasender::message_type;
 
 /// Fields looked up at the top level, in `data` and in `payload`.
 #[derive(Deserialize, Default)]
@@ -39,6 +40,8 @@ struct Node<'a> {
     t: Text<'a>,
     #[serde(borrow, default)]
     key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -115,7 +118,13 @@ pub(crate) fn explode<'a>(out: &mut Out<'_, 'a>, root: &'a RawValue) {
         conversation,
     );
     e.field = event.clone();
-    e.type_ = event;
+    // Baileys-based bridges (Evolution API) carry the message content kind.
+    let content = if is_message {
+        data.message.filter(|m| is_object(m))
+    } else {
+        None
+    };
+    e.type_ = content.and_then(message_type).or(event);
     e.message_id = message_id;
     e.name = data
         .push_name

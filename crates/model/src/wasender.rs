@@ -297,7 +297,7 @@ fn phone_of<'a>(jid: &Text<'a>) -> Option<Cow<'a, str>> {
 
 /// Baileys `message` content kind → a Meta-like type name (`conversation` → `text`,
 /// `imageMessage` → `image`, unknown `fooMessage` → `foo`).
-fn message_type(message: &RawValue) -> Option<Cow<'_, str>> {
+pub(crate) fn message_type(message: &RawValue) -> Option<Cow<'_, str>> {
     let k = first_key(
         message,
         &["messageContextInfo", "senderKeyDistributionMessage"],
