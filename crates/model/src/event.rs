@@ -197,16 +197,35 @@ pub struct Event<'a> {
 }
 
 impl Event<'_> {
-    /// The event as one compact JSON line (no trailing newline).
+    /// The event as one JSON line (no trailing newline); see [`Event::write_ndjson`].
     pub fn to_json(&self) -> String {
-        // Serializing plain strings and raw values cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = Vec::with_capacity(512 + self.payload.as_ref().map_or(0, |p| p.get().len()));
+        self.write_json(&mut out);
+        // The writer only emits UTF-8 (the raw values were validated as UTF-8 JSON).
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Appends the event and a `\n` to `out`: the NDJSON form, without an intermediate `String`.
+    ///
+    /// `payload` and `contact` are copied byte for byte, except that line breaks between their
+    /// JSON tokens (pretty-printed bodies) are written as spaces so the event stays on one line.
+    /// A JSON string cannot contain a raw line break, so no content changes.
     pub fn write_ndjson(&self, out: &mut Vec<u8>) {
-        if serde_json::to_writer(&mut *out, self).is_ok() {
-            out.push(b'\n');
+        self.write_json(out);
+        out.push(b'\n');
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            // Serializing strings and validated raw JSON cannot fail; never emit half a line.
+            out.truncate(start);
+            return;
+        }
+        for b in &mut out[start..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
         }
     }
 
