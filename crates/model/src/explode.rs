@@ -19,6 +19,9 @@ use crate::{bridge, clock, meta, wasender};
 /// never empty. Provider rules: `docs/events.md`.
 pub fn explode<'a>(req: &RawRequest<'a>) -> Vec<Event<'a>> {
     let mut out = Out::new(req);
+    if req.provider == Provider::Meta && meta::explode_fast(&mut out, req.body) {
+        return out.events;
+    }
     match parse_json(req.body) {
         Err(reason) => {
             let dedupe = format!(

@@ -276,6 +276,60 @@ impl<'a> ChangeCtx<'a> {
     }
 }
 
+/// The usual shape, read in one pass: `entry` and `changes` arrays of objects, each change with
+/// a `field` and an object `value`.
+#[derive(Deserialize)]
+struct FastEnvelope<'a> {
+    #[serde(borrow, default)]
+    object: Text<'a>,
+    #[serde(borrow)]
+    entry: Vec<FastEntry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FastEntry<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    time: Text<'a>,
+    #[serde(borrow, default)]
+    changes: Vec<Change<'a>>,
+}
+
+/// Fast path for well-formed bodies: parses the envelope, entries and changes in one pass
+/// instead of one pass per level. Returns `false`, having emitted nothing, when the body is not
+/// in the usual shape; [`explode`] then reads it level by level (same events, more passes).
+pub(crate) fn explode_fast<'a>(out: &mut Out<'_, 'a>, body: &'a [u8]) -> bool {
+    let Ok(env) = serde_json::from_slice::<FastEnvelope<'a>>(body) else {
+        return false;
+    };
+    let usual = env.object.get() == Some(OBJECT)
+        && env.entry.iter().any(|e| !e.changes.is_empty())
+        && env.entry.iter().all(|e| {
+            e.changes
+                .iter()
+                .all(|c| c.field.get().is_some() && c.value.is_some_and(is_object))
+        });
+    if !usual {
+        return false;
+    }
+    for entry in env.entry {
+        let entry_head = Entry {
+            id: entry.id,
+            time: entry.time,
+            changes: None,
+        };
+        for change in entry.changes {
+            // `value` and `field` are present, so the whole-change payload (only used to
+            // report a change without them) is never needed: pass the value in its place.
+            if let Some(value) = change.value {
+                explode_change(out, &entry_head, change, value);
+            }
+        }
+    }
+    true
+}
+
 /// Explodes a Meta body.
 pub(crate) fn explode<'a>(out: &mut Out<'_, 'a>, root: &'a RawValue) {
     let Some(env) = parse::<Envelope<'a>>(root) else {

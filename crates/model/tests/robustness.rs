@@ -203,3 +203,30 @@ fn odd_but_readable_meta_shapes_are_kept() {
     assert_eq!(ev[0].kind, Kind::Ops);
     assert!(ev[0].reason.is_some());
 }
+
+/// The one-pass Meta reader and the level-by-level reader give the same events: compare a body
+/// with one whose first entry is preceded by an unreadable entry (forcing the slow path).
+#[test]
+fn fast_and_slow_meta_paths_agree() {
+    for path in corpus_files().into_iter().filter(|p| {
+        p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("cloud_")
+    }) {
+        let body = std::fs::read(&path).unwrap();
+        let text = String::from_utf8(body.clone()).unwrap();
+        let Some(at) = text.find("\"entry\"") else {
+            continue;
+        };
+        let open = at + text[at..].find('[').unwrap() + 1;
+        let slow = format!("{}7,{}", &text[..open], &text[open..]);
+        let fast_ev = events("r", &body);
+        let slow_ev = events("r", slow.as_bytes());
+        assert_eq!(slow_ev.len(), fast_ev.len() + 1, "{}", path.display());
+        assert_eq!(slow_ev[0].kind, Kind::Unknown);
+        for (f, s) in fast_ev.iter().zip(&slow_ev[1..]) {
+            assert_eq!(normalized(f), normalized(s), "{}", path.display());
+        }
+    }
+}
