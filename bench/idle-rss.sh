@@ -22,7 +22,7 @@ for s in socks:  # every connection answered once, now idle (keep-alive)
     data = b""
     while b"\r\n\r\n" not in data:
         data += s.recv(4096)
-time.sleep(1)
+time.sleep(12)  # idle connections park after 2 s; jemalloc purges freed pages within ~10 s
 rss = int([l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1])
 lat = []
 for _ in range(20):

@@ -184,10 +184,21 @@ impl Gateway {
         let timers = server::conn::Timers {
             idle: config.server.idle_timeout,
             header: config.server.header_read_timeout,
+            park: Some(server::conn::PARK_AFTER),
         };
 
         let admin_stop = CancellationToken::new();
-        let admin_thread = spawn_admin(admin, admin_router, timers, admin_stop.clone(), metrics);
+        let admin_timers = server::conn::Timers {
+            park: None,
+            ..timers
+        };
+        let admin_thread = spawn_admin(
+            admin,
+            admin_router,
+            admin_timers,
+            admin_stop.clone(),
+            metrics,
+        );
         let depth = tokio::spawn(refresh_depth(journal.clone()));
 
         let tracker = TaskTracker::new();

@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc gives freed memory back to the OS; with idle connections parked (their hyper
+/// buffers freed) that keeps RSS low under many idle keep-alive connections (bench/idle-rss.sh).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wagate",
