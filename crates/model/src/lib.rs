@@ -1,19 +1,34 @@
-//! WhatsApp event model (in progress).
+//! WhatsApp webhook event model.
+//!
+//! [`explode`] turns one stored webhook request (raw bytes, as received) into normalized
+//! [`Event`]s: one per message, status, error or echo of a Meta Cloud API batch, one per message
+//! or per POST for WasenderAPI and other bridges. Every event carries a `dedupe_key` (equal for
+//! the same update delivered twice) and a `conversation_key` (events of one chat share it), and
+//! its own JSON exactly as received in `payload`. Rules: `docs/events.md`; event JSON Schema:
+//! `docs/event.schema.json`.
+//!
+//! ```
+//! use wagate_model::{explode, Kind, Provider, RawRequest};
+//! let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages",
+//!   "value":{"metadata":{"phone_number_id":"101"},"messages":[{"from":"155","id":"wamid.A","timestamp":"1767225600","type":"text","text":{"body":"hi"}}]}}]}]}"#;
+//! let req = RawRequest { id: "r1", source: "meta", provider: Provider::Meta,
+//!     received_at: std::time::SystemTime::UNIX_EPOCH, body };
+//! let events = explode(&req);
+//! assert_eq!(events[0].kind, Kind::Message);
+//! assert_eq!(events[0].dedupe_key, "msg:wamid.A");
+//! assert_eq!(events[0].conversation_key, "101:155");
+//! ```
 
-/// `wagate inspect` command line.
-pub mod cli {
-    use std::process::ExitCode;
+mod bridge;
+mod clock;
+mod event;
+mod explode;
+mod keys;
+mod lenient;
+mod meta;
+mod wasender;
 
-    /// `wagate inspect [FILE|-]...`: print the normalized events of raw payload files.
-    #[derive(Debug, clap::Args)]
-    pub struct InspectArgs {
-        /// Payload files; `-` reads standard input.
-        pub files: Vec<std::path::PathBuf>,
-    }
+pub mod cli;
 
-    /// Runs `wagate inspect`.
-    pub fn run(_args: InspectArgs) -> ExitCode {
-        eprintln!("wagate inspect: not implemented yet");
-        ExitCode::from(2)
-    }
-}
+pub use event::{Event, Kind, Provider, RawRequest, SCHEMA};
+pub use explode::explode;
