@@ -50,6 +50,7 @@
 //! [`Journal::close`] commits what is queued, checkpoints with `wal_checkpoint(TRUNCATE)` so
 //! the database file alone holds everything, and stops the writer.
 
+mod events;
 mod read;
 mod schema;
 mod writer;
@@ -152,6 +153,26 @@ impl Embedded {
             return Err(self.stopped());
         }
         rx.await.unwrap_or_else(|_| Err(self.stopped()))
+    }
+
+    /// Runs `f` inside the writer's next group transaction and returns its value after the
+    /// commit (the write path of the event store).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, JournalError> {
+        let job: writer::Job = Box::new(move |tx, now| {
+            f(tx, now).map(|v| Box::new(v) as Box<dyn std::any::Any + Send>)
+        });
+        let out = self
+            .call(|reply| Command::Run {
+                job: Some(job),
+                reply,
+            })
+            .await?;
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| JournalError::Unavailable("internal: job output type".into()))
     }
 
     fn stopped(&self) -> JournalError {
