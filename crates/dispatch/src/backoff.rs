@@ -11,7 +11,9 @@ use rand::Rng;
 
 /// Ceiling of the delay after `attempt` (1-based) failed attempts.
 pub fn ceiling(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     base.checked_mul(factor).map_or(max, |d| d.min(max))
 }
 

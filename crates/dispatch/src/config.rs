@@ -183,7 +183,9 @@ pub fn validate(targets: &[TargetConfig], dispatch: &DispatchConfig) -> Result<(
         if t.timeout.is_zero() {
             return Err(err(key("timeout"), "must be above 0"));
         }
-        let kinds = ["message", "status", "error", "echo", "ops", "unknown", "invalid"];
+        let kinds = [
+            "message", "status", "error", "echo", "ops", "unknown", "invalid",
+        ];
         if let Some(k) = t.kinds.iter().find(|k| !kinds.contains(&k.as_str())) {
             return Err(err(key("kinds"), format!("unknown kind {k:?}")));
         }
@@ -198,7 +200,10 @@ pub fn validate(targets: &[TargetConfig], dispatch: &DispatchConfig) -> Result<(
         ));
     }
     if dispatch.breaker_failures == 0 {
-        return Err(err("dispatch.breaker_failures".into(), "must be at least 1"));
+        return Err(err(
+            "dispatch.breaker_failures".into(),
+            "must be at least 1",
+        ));
     }
     if dispatch.batch == 0 || dispatch.poll_interval.is_zero() {
         return Err(err(

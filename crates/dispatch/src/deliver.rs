@@ -84,12 +84,25 @@ pub(crate) async fn run(
         let permits = breaker.permits(now, inflight.len(), concurrency);
         let mut wake_at = now + cfg.poll_interval;
         if permits > 0 {
-            match start_due(&target, &store, &cfg, &mut breaker, &mut inflight, permits, &done_tx).await {
+            match start_due(
+                &target,
+                &store,
+                &cfg,
+                &mut breaker,
+                &mut inflight,
+                permits,
+                &done_tx,
+            )
+            .await
+            {
                 Ok(Some(next_due)) => wake_at = wake_at.min(next_due),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(target = %name, error = %e, "cannot read deliveries"),
             }
-        } else if let Some(at) = breaker.reopens_at().filter(|_| breaker.state(now) == State::Open) {
+        } else if let Some(at) = breaker
+            .reopens_at()
+            .filter(|_| breaker.state(now) == State::Open)
+        {
             wake_at = wake_at.min(at);
         }
         target.metrics.inflight.set(inflight.len() as f64);
@@ -116,8 +129,12 @@ fn finish(target: &Target, breaker: &mut Breaker, inflight: &mut HashSet<String>
     if let Some(state) = breaker.record(d.healthy, Instant::now()) {
         target.metrics.breaker.set(f64::from(state as u8));
         match state {
-            State::Open => tracing::warn!(target = %target.cfg.name, "circuit breaker open: deliveries paused"),
-            State::Closed => tracing::info!(target = %target.cfg.name, "circuit breaker closed: deliveries resume"),
+            State::Open => {
+                tracing::warn!(target = %target.cfg.name, "circuit breaker open: deliveries paused")
+            }
+            State::Closed => {
+                tracing::info!(target = %target.cfg.name, "circuit breaker closed: deliveries resume")
+            }
             State::HalfOpen => {}
         }
     }
@@ -162,7 +179,8 @@ async fn start_due(
             continue;
         }
         breaker.started(Instant::now());
-        let (target, store, cfg, tx) = (target.clone(), store.clone(), cfg.clone(), done_tx.clone());
+        let (target, store, cfg, tx) =
+            (target.clone(), store.clone(), cfg.clone(), done_tx.clone());
         tokio::spawn(async move {
             let conversation = d.conversation_key.clone();
             let healthy = attempt(&target, &store, &cfg, d).await;
@@ -204,7 +222,9 @@ async fn attempt(
             true,
             "dead",
         ),
-        Answer::Reject(status) => retry_or_give_up(cfg, number, age, now, format!("http_{status}"), None, true),
+        Answer::Reject(status) => {
+            retry_or_give_up(cfg, number, age, now, format!("http_{status}"), None, true)
+        }
         Answer::Retry {
             error, retry_after, ..
         } => retry_or_give_up(cfg, number, age, now, error.clone(), *retry_after, false),

@@ -137,11 +137,7 @@ mod tests {
         let providers = HashMap::from([("meta".to_string(), Provider::Meta)]);
         let mut images = target("img", Mode::Events);
         images.types = vec!["image".into()];
-        let targets = [
-            target("ev", Mode::Events),
-            target("raw", Mode::Raw),
-            images,
-        ];
+        let targets = [target("ev", Mode::Events), target("raw", Mode::Raw), images];
         let ex = explode_request(7, &request(TWO, true), &providers, &targets);
         let by = |t: &str| -> Vec<&NewDelivery> {
             ex.deliveries.iter().filter(|d| d.target == t).collect()
@@ -158,10 +154,10 @@ mod tests {
 
         let bad = explode_request(8, &request(b"{not json", false), &providers, &targets);
         assert_eq!(bad.deliveries.len(), 3);
-        assert!(
-            bad.deliveries
-                .iter()
-                .all(|d| d.dead_reason.as_deref().is_some_and(|r| r.starts_with("invalid")))
-        );
+        assert!(bad.deliveries.iter().all(|d| {
+            d.dead_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("invalid"))
+        }));
     }
 }

@@ -95,8 +95,7 @@ impl Sender {
                     let ts = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-                    let sig =
-                        wagate_verify::standard_webhooks::sign(key, &d.event_id, ts, &d.body);
+                    let sig = wagate_verify::standard_webhooks::sign(key, &d.event_id, ts, &d.body);
                     req = req
                         .header("webhook-id", header(&d.event_id))
                         .header("webhook-timestamp", ts.to_string())

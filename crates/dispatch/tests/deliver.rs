@@ -291,7 +291,9 @@ async fn rejections_dead_letter_then_replay_in_order() {
     assert_eq!(dead.len(), 4, "{dead:?}");
     assert_eq!(dead.iter().filter(|d| d.kind == "invalid").count(), 1);
     assert_eq!(
-        dead.iter().filter(|d| d.last_error.as_deref() == Some("http_422")).count(),
+        dead.iter()
+            .filter(|d| d.last_error.as_deref() == Some("http_422"))
+            .count(),
         3
     );
     reject.store(false, Ordering::SeqCst);

@@ -6,8 +6,8 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use wagate_ingest::{ServerConfig, ShutdownConfig, SourceConfig};
 use wagate_dispatch::{DispatchConfig, TargetConfig};
+use wagate_ingest::{ServerConfig, ShutdownConfig, SourceConfig};
 use wagate_journal::JournalConfig;
 
 /// Top-level sections; environment variables outside them are not config.

@@ -112,13 +112,16 @@ pub fn run(cmd: DlqCommand) -> ExitCode {
     };
     let path = cfg.journal.path.clone();
     if !path.exists() {
-        eprintln!("wagate dlq: no journal at {} (journal.path)", path.display());
+        eprintln!(
+            "wagate dlq: no journal at {} (journal.path)",
+            path.display()
+        );
         return ExitCode::from(2);
     }
     let result = match cmd {
-        DlqCommand::List { select, limit, .. } => select
-            .to_filter(None)
-            .and_then(|f| list(&path, &f, limit)),
+        DlqCommand::List { select, limit, .. } => {
+            select.to_filter(None).and_then(|f| list(&path, &f, limit))
+        }
         DlqCommand::Show { id, .. } => show(&path, id),
         DlqCommand::Replay {
             id, all, select, ..
@@ -195,8 +198,8 @@ fn write(
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
         // Durability as the server would write: fsync, the safe default for an operator action.
-        let store = Embedded::open(path, wagate_journal::Durability::Fsync)
-            .map_err(|e| e.to_string())?;
+        let store =
+            Embedded::open(path, wagate_journal::Durability::Fsync).map_err(|e| e.to_string())?;
         let result = if replay {
             store.replay(filter).await
         } else {

@@ -201,9 +201,8 @@ fn dispatch_settings(cfg: &config::Config) -> Result<wagate_dispatch::Settings, 
     for (i, t) in targets.iter_mut().enumerate() {
         if let Some(s) = &t.secret {
             let key = format!("targets[{i}].secret");
-            t.secret = Some(
-                wagate_ingest::config::resolve_secret(&key, s).map_err(|e| e.to_string())?,
-            );
+            t.secret =
+                Some(wagate_ingest::config::resolve_secret(&key, s).map_err(|e| e.to_string())?);
         }
     }
     let providers = cfg

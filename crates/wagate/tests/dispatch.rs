@@ -242,7 +242,11 @@ async fn ten_thousand_events_in_order_exactly_once_through_faults_and_a_kill() {
     let ok = sink.wait_delivered(total, Duration::from_secs(90)).await;
     assert!(ok, "delivered {} of {total}", sink.delivered());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sink.order_errors(), Vec::<String>::new(), "order per conversation");
+    assert_eq!(
+        sink.order_errors(),
+        Vec::<String>::new(),
+        "order per conversation"
+    );
     let dups = sink.duplicates();
     assert!(
         dups <= CONCURRENCY,
@@ -291,7 +295,12 @@ async fn rejected_events_are_dead_lettered_and_replayed_with_the_cli() {
     let gw = Proc::start(&cfg, "all");
     let client = client();
     for seq in 1..=4 {
-        post(&client, &gw.url(), sink::meta_body(&[(777, seq), (778, seq)])).await;
+        post(
+            &client,
+            &gw.url(),
+            sink::meta_body(&[(777, seq), (778, seq)]),
+        )
+        .await;
     }
     assert!(sink.wait_delivered(4, Duration::from_secs(10)).await);
     let mut lines = Vec::new();
@@ -306,8 +315,11 @@ async fn rejected_events_are_dead_lettered_and_replayed_with_the_cli() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(lines.len(), 4, "{lines:?}");
-    assert!(lines.iter().all(|l| l["last_error"] == "http_400"
-        && l["conversation_key"] == "101:777"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["last_error"] == "http_400" && l["conversation_key"] == "101:777")
+    );
     let shown = wagate(&["dlq", "show", &lines[0]["id"].to_string()], &cfg);
     assert!(shown.contains("wamid.777.1"), "{shown}");
 

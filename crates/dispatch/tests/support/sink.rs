@@ -212,7 +212,11 @@ pub fn meta_body(messages: &[(u64, u64)]) -> Vec<u8> {
 /// Keys of an `events`-mode body: the event's conversation and its text as the sequence.
 pub fn event_keys(body: &[u8]) -> Vec<(String, u64)> {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    let seq = v["payload"]["text"]["body"].as_str().unwrap().parse().unwrap();
+    let seq = v["payload"]["text"]["body"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     vec![(v["conversation_key"].as_str().unwrap().to_owned(), seq)]
 }
 

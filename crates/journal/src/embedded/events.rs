@@ -11,12 +11,13 @@ use super::Embedded;
 use super::read::Reader;
 use super::schema::{add_ms, from_ms, now_ms, sql, to_ms};
 use crate::events::{
-    DeadFilter, Delivery, DeliveryId, DeliveryOutcome, DeliveryState, DeliveryStats,
-    EnqueueReport, EventStore, Exploded, Head, TargetStats,
+    DeadFilter, Delivery, DeliveryId, DeliveryOutcome, DeliveryState, DeliveryStats, EnqueueReport,
+    EventStore, Exploded, Head, TargetStats,
 };
 use crate::{JournalError, Request, Seq};
 
-const DELIVERY_COLUMNS: &str = "id, target, conversation_key, dedupe_key, event_id, request_seq, kind,
+const DELIVERY_COLUMNS: &str =
+    "id, target, conversation_key, dedupe_key, event_id, request_seq, kind,
     received_at, body, content_type, signature, state, attempts, next_attempt_at, last_error,
     created_at, settled_at";
 
@@ -27,7 +28,8 @@ const FILTER: &str = "state = 'dead'
     AND (?5 IS NULL OR instr(coalesce(last_error, ''), ?5) > 0)";
 
 /// Open requests oldest first (walks `requests_active` in `seq` order).
-const UNEXPLODED: &str = "SELECT seq, id, source, received_at, body, content_type, signature, peer, valid_json
+const UNEXPLODED: &str =
+    "SELECT seq, id, source, received_at, body, content_type, signature, peer, valid_json
      FROM requests WHERE state IN ('pending', 'leased') ORDER BY seq LIMIT ?1";
 
 /// Head of each conversation: SQLite takes the bare columns from the row that has `min(id)`.
@@ -251,17 +253,14 @@ impl Embedded {
     }
 }
 
-fn enqueue(
-    tx: &Transaction<'_>,
-    batch: &[Exploded],
-    now: i64,
-) -> rusqlite::Result<EnqueueReport> {
+fn enqueue(tx: &Transaction<'_>, batch: &[Exploded], now: i64) -> rusqlite::Result<EnqueueReport> {
     let mut report = EnqueueReport::default();
     let mut done = tx.prepare_cached(
         "UPDATE requests SET state = 'done', settled_at = ?2, lease_until = NULL
          WHERE seq = ?1 AND state IN ('pending', 'leased')",
     )?;
-    let mut seen = tx.prepare_cached("INSERT OR IGNORE INTO dedupe (key, first_seen) VALUES (?1, ?2)")?;
+    let mut seen =
+        tx.prepare_cached("INSERT OR IGNORE INTO dedupe (key, first_seen) VALUES (?1, ?2)")?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO deliveries (target, conversation_key, dedupe_key, event_id, request_seq, kind,
              received_at, body, content_type, signature, state, next_attempt_at, last_error,
@@ -327,7 +326,12 @@ fn enqueue(
     Ok(report)
 }
 
-fn settle(tx: &Transaction<'_>, id: i64, outcome: &DeliveryOutcome, now: i64) -> rusqlite::Result<()> {
+fn settle(
+    tx: &Transaction<'_>,
+    id: i64,
+    outcome: &DeliveryOutcome,
+    now: i64,
+) -> rusqlite::Result<()> {
     match outcome {
         DeliveryOutcome::Delivered => tx
             .prepare_cached(
