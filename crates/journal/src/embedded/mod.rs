@@ -2,7 +2,9 @@
 //!
 //! # On-disk format
 //!
-//! One table, `requests`, keyed by `seq` (the rowid, so append order):
+//! The `requests` table, keyed by `seq` (the rowid, so append order), below; schema version 2
+//! adds the event store of dispatch (`deliveries`, `dedupe`: `events.rs`, `docs/dispatch.md`).
+//!
 //!
 //! | column | type | meaning |
 //! |---|---|---|
