@@ -148,7 +148,8 @@ impl Reader {
     /// store tables, written by an older version).
     pub fn delivery_stats(&self) -> Result<DeliveryStats, JournalError> {
         let mut by: std::collections::BTreeMap<String, TargetStats> = Default::default();
-        let queries: [(&str, fn(&mut TargetStats, i64)); 3] = [
+        type Count = (&'static str, fn(&mut TargetStats, i64));
+        let queries: [Count; 3] = [
             (
                 "SELECT target, count(*) FROM deliveries WHERE state = 'pending' GROUP BY target",
                 |t, n| t.pending = n.cast_unsigned(),
