@@ -284,6 +284,18 @@ mod tests {
     }
 
     #[test]
+    fn the_head_scan_walks_the_open_deliveries_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let heads = plan(&conn, events::HEADS);
+        assert!(
+            heads.contains("COVERING INDEX deliveries_open")
+                && !heads.contains("TEMP B-TREE FOR GROUP BY"),
+            "head scan plan: {heads}"
+        );
+    }
+
+    #[test]
     fn lease_and_counts_use_the_partial_indexes() {
         let mut conn = Connection::open_in_memory().unwrap();
         schema::migrate(&mut conn).unwrap();
