@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod embedded;
+pub mod events;
 
 /// Sequence number of a stored request: unique, assigned by the journal, increasing in append
 /// order within one backend (the embedded backend's SQLite rowid).
@@ -121,6 +122,9 @@ pub struct Stats {
     pub oldest_pending_age_secs: Option<u64>,
     /// Bytes on disk (database plus write-ahead log), where the backend can tell.
     pub size_bytes: Option<u64>,
+    /// Deliveries by target and state, and dedupe keys held (the event store of dispatch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<events::DeliveryStats>,
 }
 
 /// Journal errors. Ingest answers `503` with `Retry-After` to every one of them.

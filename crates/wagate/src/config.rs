@@ -6,11 +6,14 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use wagate_dispatch::{DispatchConfig, TargetConfig};
 use wagate_ingest::{ServerConfig, ShutdownConfig, SourceConfig};
 use wagate_journal::JournalConfig;
 
 /// Top-level sections; environment variables outside them are not config.
-const SECTIONS: [&str; 5] = ["server", "shutdown", "journal", "sources", "log"];
+const SECTIONS: [&str; 7] = [
+    "server", "shutdown", "journal", "sources", "log", "targets", "dispatch",
+];
 
 /// The effective configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +29,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[[targets]]`: where dispatch delivers (none: requests stay in the journal).
+    pub targets: Vec<TargetConfig>,
+    /// `[dispatch]`.
+    pub dispatch: DispatchConfig,
 }
 
 impl Default for Config {
@@ -36,6 +43,8 @@ impl Default for Config {
             journal: JournalConfig::default(),
             sources: vec![SourceConfig::default_meta()],
             log: LogConfig::default(),
+            targets: Vec::new(),
+            dispatch: DispatchConfig::default(),
         }
     }
 }
@@ -84,6 +93,8 @@ pub fn load(
     let config = extract(&figment)?;
     wagate_ingest::config::validate(&config.server, &config.shutdown, &config.sources)
         .map_err(|e| e.to_string())?;
+    wagate_dispatch::config::validate(&config.targets, &config.dispatch)
+        .map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -129,5 +140,6 @@ fn extract(figment: &Figment) -> Result<Config, String> {
 pub fn print(config: &Config) -> String {
     let mut masked = config.clone();
     masked.sources = masked.sources.iter().map(SourceConfig::masked).collect();
+    masked.targets = masked.targets.iter().map(TargetConfig::masked).collect();
     toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 failure at run time (or doctor findings), 2 usage or config error.
 
 mod config;
+mod dlq_cmd;
 mod journal_cmd;
 mod serve;
 
@@ -20,7 +21,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[command(
     name = "wagate",
     version,
-    about = "WhatsApp webhook gateway: verify, journal durably, acknowledge fast"
+    about = "WhatsApp webhook gateway: verify, journal durably, acknowledge fast, deliver in order"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +38,9 @@ enum Command {
     /// Inspect the journal (works while the server runs).
     #[command(subcommand)]
     Journal(journal_cmd::JournalCommand),
+    /// The dead-letter queue of dispatch: list, show, replay, purge.
+    #[command(subcommand)]
+    Dlq(dlq_cmd::DlqCommand),
     /// Print the normalized events of raw webhook payload files.
     Inspect(wagate_model::cli::InspectArgs),
     /// Diagnose proxy set-ups: lint manifests, explain proxy logs.
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Journal(cmd) => journal_cmd::run(cmd),
+        Command::Dlq(cmd) => dlq_cmd::run(cmd),
         Command::Inspect(args) => wagate_model::cli::run(args),
         Command::Doctor(cmd) => wagate_doctor::cli::run(cmd),
         Command::Loadgen(args) => wagate_loadgen::cli::run(args),

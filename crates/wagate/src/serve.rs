@@ -4,6 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use wagate_journal::embedded::Embedded;
+use wagate_journal::{Appended, Journal, JournalError, Leased, Request, Seq, Settlement, Stats};
+
 use crate::config::{self, LogFormat};
 
 /// `wagate serve` flags; each overrides the config file and environment.
@@ -24,6 +30,21 @@ pub struct ServeArgs {
     /// Log format (`log.format`).
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// What this process does: `ingest` (receive and journal), `dispatch` (deliver what is
+    /// journaled; no public listener) or `all`.
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    role: Role,
+}
+
+/// `wagate serve --role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Receive webhooks and journal them.
+    Ingest,
+    /// Deliver journaled requests to `[[targets]]`; only the admin listener is opened.
+    Dispatch,
+    /// Both, in one process (dispatch stops after ingest has drained).
+    All,
 }
 
 /// Runs the gateway until SIGTERM/SIGINT; a second signal exits at once.
@@ -61,18 +82,64 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
-        let journal = match wagate_journal::open(&cfg.journal) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(path = %cfg.journal.path.display(), error = %e, "cannot open journal");
-                return ExitCode::FAILURE;
-            }
+    let role = args.role;
+    rt.block_on(run_role(cfg, role))
+}
+
+async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
+    // The recorder must exist before any metric handle is registered.
+    wagate_ingest::telemetry::init();
+    let embedded = match Embedded::open(&cfg.journal.path, cfg.journal.durability) {
+        Ok(j) => Arc::new(j),
+        Err(e) => {
+            tracing::error!(path = %cfg.journal.path.display(), error = %e, "cannot open journal");
+            return ExitCode::FAILURE;
+        }
+    };
+    let journal: Arc<dyn Journal> = embedded.clone();
+    if role == Role::Dispatch && cfg.targets.is_empty() {
+        return crate::config_error("--role dispatch needs at least one [[targets]] entry");
+    }
+    let dispatcher = if role != Role::Ingest && !cfg.targets.is_empty() {
+        let settings = match dispatch_settings(&cfg) {
+            Ok(s) => s,
+            Err(e) => return crate::config_error(&e),
         };
-        let ingest = wagate_ingest::IngestConfig { server: cfg.server.clone(), shutdown: cfg.shutdown.clone(), sources: cfg.sources.clone() };
-        let gateway = match wagate_ingest::Gateway::bind(ingest, journal) {
+        match wagate_dispatch::Dispatcher::start(settings, embedded.clone(), journal.clone()) {
+            Ok(d) => Some(d),
+            Err(e) => return crate::config_error(&e.to_string()),
+        }
+    } else {
+        if role == Role::All {
+            tracing::warn!("no [[targets]]: requests are journaled but not delivered");
+        }
+        None
+    };
+
+    if role == Role::Dispatch {
+        if let Err(code) = serve_admin_only(&cfg, journal.clone()).await {
+            if let Some(d) = dispatcher {
+                d.shutdown().await;
+            }
+            let _ = journal.close().await;
+            return code;
+        }
+    } else {
+        // Ingest gets a view whose close() is left to us, so the dispatcher can finish first.
+        let handover: Arc<dyn Journal> = Arc::new(Handover {
+            inner: journal.clone(),
+            wake: dispatcher.as_ref().map(wagate_dispatch::Dispatcher::waker),
+        });
+        let ingest = wagate_ingest::IngestConfig {
+            server: cfg.server.clone(),
+            shutdown: cfg.shutdown.clone(),
+            sources: cfg.sources.clone(),
+        };
+        let gateway = match wagate_ingest::Gateway::bind(ingest, handover) {
             Ok(g) => g,
-            Err(wagate_ingest::StartError::Config(e)) => return crate::config_error(&e.to_string()),
+            Err(wagate_ingest::StartError::Config(e)) => {
+                return crate::config_error(&e.to_string());
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
                 return ExitCode::FAILURE;
@@ -83,11 +150,114 @@ pub fn run(args: ServeArgs) -> ExitCode {
             admin = %gateway.admin_addr(),
             journal = %cfg.journal.path.display(),
             durability = ?cfg.journal.durability,
+            role = ?role,
+            targets = cfg.targets.len(),
             "wagate started"
         );
         gateway.run(shutdown_signal()).await;
-        ExitCode::SUCCESS
+    }
+    if let Some(d) = dispatcher {
+        d.shutdown().await;
+    }
+    if let Err(e) = journal.close().await {
+        tracing::error!(error = %e, "journal close failed");
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--role dispatch`: only the admin listener (`/healthz`, `/readyz`, `/metrics`), until a signal.
+async fn serve_admin_only(cfg: &config::Config, journal: Arc<dyn Journal>) -> Result<(), ExitCode> {
+    let listener = match tokio::net::TcpListener::bind(cfg.server.admin_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listen = %cfg.server.admin_listen, error = %e, "cannot listen");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let admin = listener.local_addr().map_err(|_| ExitCode::FAILURE)?;
+    let router = wagate_ingest::admin::router(wagate_ingest::admin::AdminState {
+        journal,
+        drain: wagate_ingest::Drain::new(),
+        warnings: Arc::new(Vec::new()),
+    });
+    tracing::info!(
+        admin = %admin,
+        journal = %cfg.journal.path.display(),
+        role = ?Role::Dispatch,
+        targets = cfg.targets.len(),
+        "wagate started"
+    );
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "admin listener failed");
+    }
+    tracing::info!("shutdown requested: stopping dispatch");
+    Ok(())
+}
+
+/// The dispatcher's settings from the config: secrets resolved, source providers mapped.
+fn dispatch_settings(cfg: &config::Config) -> Result<wagate_dispatch::Settings, String> {
+    let mut targets = cfg.targets.clone();
+    for (i, t) in targets.iter_mut().enumerate() {
+        if let Some(s) = &t.secret {
+            let key = format!("targets[{i}].secret");
+            t.secret =
+                Some(wagate_ingest::config::resolve_secret(&key, s).map_err(|e| e.to_string())?);
+        }
+    }
+    let providers = cfg
+        .sources
+        .iter()
+        .map(|s| {
+            let p = match s.provider {
+                wagate_ingest::config::Provider::Meta => wagate_model::Provider::Meta,
+                wagate_ingest::config::Provider::Wasender => wagate_model::Provider::Wasender,
+                wagate_ingest::config::Provider::Hmac => wagate_model::Provider::Hmac,
+            };
+            (s.name.clone(), p)
+        })
+        .collect();
+    Ok(wagate_dispatch::Settings {
+        dispatch: cfg.dispatch.clone(),
+        targets,
+        providers,
     })
+}
+
+/// The journal as ingest sees it: appends wake the dispatcher; `close` is a no-op because
+/// `serve` closes the journal itself once the dispatcher has stopped.
+struct Handover {
+    inner: Arc<dyn Journal>,
+    wake: Option<Arc<tokio::sync::Notify>>,
+}
+
+#[async_trait::async_trait]
+impl Journal for Handover {
+    async fn append(&self, request: Request) -> Result<Appended, JournalError> {
+        let out = self.inner.append(request).await;
+        if let (Ok(_), Some(w)) = (&out, &self.wake) {
+            w.notify_one();
+        }
+        out
+    }
+    async fn lease(&self, max: usize, lease_for: Duration) -> Result<Vec<Leased>, JournalError> {
+        self.inner.lease(max, lease_for).await
+    }
+    async fn settle(&self, seq: Seq, settlement: Settlement) -> Result<(), JournalError> {
+        self.inner.settle(seq, settlement).await
+    }
+    async fn stats(&self) -> Result<Stats, JournalError> {
+        self.inner.stats().await
+    }
+    async fn health(&self) -> Result<(), JournalError> {
+        self.inner.health().await
+    }
+    async fn prune(&self, older_than: Duration) -> Result<u64, JournalError> {
+        self.inner.prune(older_than).await
+    }
+    async fn close(&self) -> Result<(), JournalError> {
+        Ok(())
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT and arms the second one to exit immediately (the

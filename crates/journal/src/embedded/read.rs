@@ -36,7 +36,7 @@ pub struct Stored {
 
 /// A read-only connection to a journal file, safe to use while a server writes to it.
 pub struct Reader {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
 }
 
@@ -109,6 +109,8 @@ impl Reader {
             dead: count(dead),
             oldest_pending_age_secs: oldest.map(|t| count(now_ms().saturating_sub(t)) / 1000),
             size_bytes: Some(size_on_disk(&self.path)),
+            // A file from before the event store has no such tables: no delivery counts.
+            deliveries: self.delivery_stats().ok(),
         })
     }
 

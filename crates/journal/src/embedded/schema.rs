@@ -8,7 +8,7 @@ use crate::{Durability, JournalError, State};
 
 /// Schema version stored in `PRAGMA user_version`. Bump it and add a migration step in
 /// [`migrate`] when the layout changes; a file with a newer version is refused.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// Version 1. `AUTOINCREMENT` so that a `seq` is never reused, even after the newest rows were
 /// pruned. States are stored as [`State::as_str`]; times are unix milliseconds.
@@ -41,6 +41,45 @@ CREATE INDEX IF NOT EXISTS requests_active
     ON requests(seq, state, not_before, lease_until) WHERE state IN ('pending', 'leased');
 CREATE INDEX IF NOT EXISTS requests_done ON requests(settled_at) WHERE state = 'done';
 CREATE INDEX IF NOT EXISTS requests_dead ON requests(seq) WHERE state = 'dead';
+";
+
+/// Version 2: the event store of dispatch (see `docs/dispatch.md`).
+///
+/// - `deliveries`: one row per event (or raw request) per target. `id` orders deliveries of
+///   a conversation (FIFO); `next_attempt_at` is the retry schedule, so it survives restarts.
+///   `deliveries_open` serves the per-conversation head scan, `deliveries_done` retention,
+///   `deliveries_dead` the dead-letter list.
+/// - `dedupe`: every `dedupe_key` seen within the window; the primary key makes the
+///   insert-if-absent atomic.
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    target           TEXT    NOT NULL,
+    conversation_key TEXT    NOT NULL,
+    dedupe_key       TEXT    NOT NULL,
+    event_id         TEXT    NOT NULL,
+    request_seq      INTEGER NOT NULL,
+    kind             TEXT    NOT NULL,
+    received_at      INTEGER NOT NULL,
+    body             BLOB    NOT NULL,
+    content_type     TEXT,
+    signature        TEXT,
+    state            TEXT    NOT NULL DEFAULT 'pending',
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_error       TEXT,
+    created_at       INTEGER NOT NULL,
+    settled_at       INTEGER
+);
+CREATE INDEX IF NOT EXISTS deliveries_open
+    ON deliveries(target, conversation_key, id, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_done ON deliveries(settled_at) WHERE state = 'delivered';
+CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(target, id) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS dedupe (
+    key        TEXT    PRIMARY KEY,
+    first_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_seen ON dedupe(first_seen);
 ";
 
 /// Busy timeout of every connection: the writer may wait for a checkpoint or backup run by
@@ -98,7 +137,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
     }
     if version < VERSION {
         let tx = conn.transaction().map_err(sql)?;
-        tx.execute_batch(SCHEMA_V1).map_err(sql)?;
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1).map_err(sql)?;
+        }
+        tx.execute_batch(SCHEMA_V2).map_err(sql)?;
         tx.execute_batch(&format!("PRAGMA user_version={VERSION}"))
             .map_err(sql)?;
         tx.commit().map_err(sql)?;

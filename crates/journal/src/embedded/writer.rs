@@ -1,5 +1,6 @@
 //! The writer thread: owns the write connection and commits queued commands in groups.
 
+use std::any::Any;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,9 +41,20 @@ pub(crate) enum Command {
         limit: usize,
         reply: Reply<u64>,
     },
+    /// Any other write, run inside the group transaction (the event store's commands). The
+    /// job is taken out when it runs; its result is answered after the commit.
+    Run {
+        job: Option<Job>,
+        reply: Reply<Box<dyn Any + Send>>,
+    },
     /// Commit what came before, checkpoint, stop.
     Close { reply: Reply<()> },
 }
+
+/// A write run by the writer thread inside the current group's transaction, given the group's
+/// `now` (unix ms). An `Err` rolls back the whole group, so logical outcomes belong in the value.
+pub(crate) type Job =
+    Box<dyn FnOnce(&Transaction<'_>, i64) -> rusqlite::Result<Box<dyn Any + Send>> + Send>;
 
 /// Result of one command inside a group, sent only once the group committed.
 enum Output {
@@ -50,6 +62,7 @@ enum Output {
     Lease(Vec<Leased>),
     Settle(Result<(), JournalError>),
     Prune(u64),
+    Run(Box<dyn Any + Send>),
 }
 
 impl Command {
@@ -68,6 +81,7 @@ impl Command {
             Command::Lease { reply, .. } => drop(reply.send(Err(err))),
             Command::Settle { reply, .. } => drop(reply.send(Err(err))),
             Command::Prune { reply, .. } => drop(reply.send(Err(err))),
+            Command::Run { reply, .. } => drop(reply.send(Err(err))),
             Command::Close { reply } => drop(reply.send(Ok(()))),
         }
     }
@@ -78,6 +92,7 @@ impl Command {
             (Command::Lease { reply, .. }, Output::Lease(l)) => drop(reply.send(Ok(l))),
             (Command::Settle { reply, .. }, Output::Settle(r)) => drop(reply.send(r)),
             (Command::Prune { reply, .. }, Output::Prune(n)) => drop(reply.send(Ok(n))),
+            (Command::Run { reply, .. }, Output::Run(v)) => drop(reply.send(Ok(v))),
             (cmd, _) => cmd.fail(JournalError::Unavailable(
                 "internal: output mismatch".into(),
             )),
@@ -197,7 +212,7 @@ fn commit_group(
     let result = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
-        for cmd in batch.iter() {
+        for cmd in batch.iter_mut() {
             outputs.push(execute(&tx, cmd, now)?);
         }
         tx.commit()
@@ -228,7 +243,7 @@ fn commit_group(
     }
 }
 
-fn execute(tx: &Transaction<'_>, cmd: &Command, now: i64) -> rusqlite::Result<Output> {
+fn execute(tx: &Transaction<'_>, cmd: &mut Command, now: i64) -> rusqlite::Result<Output> {
     Ok(match cmd {
         Command::Append { request: r, .. } => {
             let mut st = tx.prepare_cached(
@@ -261,11 +276,15 @@ fn execute(tx: &Transaction<'_>, cmd: &Command, now: i64) -> rusqlite::Result<Ou
                      SELECT seq FROM requests WHERE state = 'done' AND settled_at < ?1 LIMIT ?2)",
             )?;
             let n = st.execute(params![
-                cutoff_ms,
+                *cutoff_ms,
                 i64::try_from(*limit).unwrap_or(i64::MAX)
             ])?;
             Output::Prune(n as u64)
         }
+        Command::Run { job, .. } => match job.take() {
+            Some(job) => Output::Run(job(tx, now)?),
+            None => Output::Run(Box::new(())),
+        },
         // Split off before a group runs; never reached, and harmless if it were.
         Command::Close { .. } => Output::Settle(Ok(())),
     })
