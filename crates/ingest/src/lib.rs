@@ -192,13 +192,7 @@ impl Gateway {
             park: None,
             ..timers
         };
-        let admin_thread = spawn_admin(
-            admin,
-            admin_router,
-            admin_timers,
-            admin_stop.clone(),
-            metrics,
-        );
+        let admin_thread = spawn_admin(admin, admin_router, admin_timers, admin_stop.clone());
         let depth = tokio::spawn(refresh_depth(journal.clone()));
 
         let tracker = TaskTracker::new();
@@ -244,7 +238,6 @@ fn spawn_admin(
     router: axum::Router,
     timers: server::conn::Timers,
     stop: CancellationToken,
-    metrics: &'static telemetry::Metrics,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("wagate-admin".into())
@@ -264,7 +257,7 @@ fn spawn_admin(
                     256,
                     drain.clone(),
                     tracker.clone(),
-                    admin_metrics(metrics),
+                    admin_metrics(),
                 );
                 tokio::select! {
                     () = accept => {}
@@ -278,8 +271,49 @@ fn spawn_admin(
         .expect("spawn admin thread")
 }
 
+/// The admin listener on its own, with the same connection loop and timers as the public one
+/// (for `serve --role dispatch`, which has no webhook listener).
+pub struct AdminServer {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl AdminServer {
+    /// Binds `server.admin_listen` and serves `/healthz`, `/readyz`, `/metrics` on its own thread.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub fn start(server: &ServerConfig, state: admin::AdminState) -> Result<Self, StartError> {
+        telemetry::init();
+        let bind_err = |e| StartError::Bind(server.admin_listen, e);
+        let listener = std::net::TcpListener::bind(server.admin_listen).map_err(bind_err)?;
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let timers = server::conn::Timers {
+            idle: server.idle_timeout,
+            header: server.header_read_timeout,
+            park: None,
+        };
+        let stop = CancellationToken::new();
+        let thread = spawn_admin(listener, admin::router(state), timers, stop.clone());
+        Ok(AdminServer { addr, stop, thread })
+    }
+
+    /// Bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the listener and waits for its thread.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}
+
 /// Admin connections are not counted with the public ones.
-fn admin_metrics(_public: &'static telemetry::Metrics) -> &'static telemetry::Metrics {
+fn admin_metrics() -> &'static telemetry::Metrics {
     static ADMIN: std::sync::OnceLock<telemetry::Metrics> = std::sync::OnceLock::new();
     ADMIN.get_or_init(telemetry::Metrics::detached)
 }

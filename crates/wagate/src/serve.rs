@@ -167,31 +167,28 @@ async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
 
 /// `--role dispatch`: only the admin listener (`/healthz`, `/readyz`, `/metrics`), until a signal.
 async fn serve_admin_only(cfg: &config::Config, journal: Arc<dyn Journal>) -> Result<(), ExitCode> {
-    let listener = match tokio::net::TcpListener::bind(cfg.server.admin_listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(listen = %cfg.server.admin_listen, error = %e, "cannot listen");
-            return Err(ExitCode::FAILURE);
-        }
-    };
-    let admin = listener.local_addr().map_err(|_| ExitCode::FAILURE)?;
-    let router = wagate_ingest::admin::router(wagate_ingest::admin::AdminState {
+    let state = wagate_ingest::admin::AdminState {
         journal,
         drain: wagate_ingest::Drain::new(),
         warnings: Arc::new(Vec::new()),
-    });
+    };
+    let admin = match wagate_ingest::AdminServer::start(&cfg.server, state) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return Err(ExitCode::FAILURE);
+        }
+    };
     tracing::info!(
-        admin = %admin,
+        admin = %admin.local_addr(),
         journal = %cfg.journal.path.display(),
         role = ?Role::Dispatch,
         targets = cfg.targets.len(),
         "wagate started"
     );
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal());
-    if let Err(e) = server.await {
-        tracing::error!(error = %e, "admin listener failed");
-    }
+    shutdown_signal().await;
     tracing::info!("shutdown requested: stopping dispatch");
+    admin.stop().await;
     Ok(())
 }
 
