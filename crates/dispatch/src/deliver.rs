@@ -97,7 +97,7 @@ pub(crate) async fn run(
             {
                 Ok(Some(next_due)) => wake_at = wake_at.min(next_due),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(target = %name, error = %e, "cannot read deliveries"),
+                Err(e) => tracing::warn!(target_name = %name, error = %e, "cannot read deliveries"),
             }
         } else if let Some(at) = breaker
             .reopens_at()
@@ -130,10 +130,10 @@ fn finish(target: &Target, breaker: &mut Breaker, inflight: &mut HashSet<String>
         target.metrics.breaker.set(f64::from(state as u8));
         match state {
             State::Open => {
-                tracing::warn!(target = %target.cfg.name, "circuit breaker open: deliveries paused")
+                tracing::warn!(target_name = %target.cfg.name, "circuit breaker open: deliveries paused")
             }
             State::Closed => {
-                tracing::info!(target = %target.cfg.name, "circuit breaker closed: deliveries resume")
+                tracing::info!(target_name = %target.cfg.name, "circuit breaker closed: deliveries resume")
             }
             State::HalfOpen => {}
         }
@@ -231,7 +231,7 @@ async fn attempt(
     };
     target.metrics.attempt(label, class);
     if let DeliveryOutcome::Dead { error } = &outcome {
-        tracing::warn!(target = %target.cfg.name, delivery = d.id, event = %d.event_id, attempts = number, error = %error, "dead-lettered");
+        tracing::warn!(target_name = %target.cfg.name, delivery = d.id, event = %d.event_id, attempts = number, error = %error, "dead-lettered");
     }
     // The conversation moves on only once the outcome is stored; if the journal cannot take
     // it, the delivery stays pending and is sent again (at-least-once).
@@ -239,7 +239,7 @@ async fn attempt(
         match store.settle_delivery(d.id, outcome.clone()).await {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(target = %target.cfg.name, delivery = d.id, error = %e, "cannot record delivery outcome");
+                tracing::warn!(target_name = %target.cfg.name, delivery = d.id, error = %e, "cannot record delivery outcome");
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
         }

@@ -188,10 +188,7 @@ impl Gateway {
         };
 
         let admin_stop = CancellationToken::new();
-        let admin_timers = server::conn::Timers {
-            park: None,
-            ..timers
-        };
+        let admin_timers = ADMIN_TIMERS;
         let admin_thread = spawn_admin(admin, admin_router, admin_timers, admin_stop.clone());
         let depth = tokio::spawn(refresh_depth(journal.clone()));
 
@@ -254,7 +251,7 @@ fn spawn_admin(
                     listener,
                     router,
                     timers,
-                    256,
+                    ADMIN_MAX_CONNECTIONS,
                     drain.clone(),
                     tracker.clone(),
                     admin_metrics(),
@@ -270,6 +267,17 @@ fn spawn_admin(
         })
         .expect("spawn admin thread")
 }
+
+/// Admin connections come from probes and scrapers, not from a proxy pool: short timers so
+/// silent connections cannot hold the listener's slots for long.
+const ADMIN_TIMERS: server::conn::Timers = server::conn::Timers {
+    idle: Duration::from_secs(10),
+    header: Duration::from_secs(2),
+    park: None,
+};
+
+/// Connection slots of the admin listener.
+const ADMIN_MAX_CONNECTIONS: usize = 1024;
 
 /// The admin listener on its own, with the same connection loop and timers as the public one
 /// (for `serve --role dispatch`, which has no webhook listener).

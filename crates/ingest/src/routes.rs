@@ -114,13 +114,14 @@ impl Source {
         }
     }
 
-    /// Name of the header that authenticates this source's POSTs, if any.
+    /// Name of the per-body signature header worth storing with the request (so `raw` delivery
+    /// can forward it). A shared secret is a standing credential, not a signature: never stored.
     fn auth_header(&self) -> Option<&http::HeaderName> {
         static META: http::HeaderName = http::HeaderName::from_static(meta::SIGNATURE_HEADER);
         match &self.auth {
             Auth::Meta(_) => Some(&META),
-            Auth::SharedSecret { header, .. } | Auth::Hmac { header, .. } => Some(header),
-            Auth::None => None,
+            Auth::Hmac { header, .. } => Some(header),
+            Auth::SharedSecret { .. } | Auth::None => None,
         }
     }
 

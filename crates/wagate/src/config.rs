@@ -95,6 +95,7 @@ pub fn load(
         .map_err(|e| e.to_string())?;
     wagate_dispatch::config::validate(&config.targets, &config.dispatch)
         .map_err(|e| e.to_string())?;
+    check_log_level(&config.log.level)?;
     Ok(config)
 }
 
@@ -134,6 +135,25 @@ fn extract(figment: &Figment) -> Result<Config, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })
+}
+
+/// `log.level` must be a level name or a filter with directives (`wagate_ingest=debug,info`): a
+/// bare word such as `loud` would parse as a target name and silently disable every log line.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let bare = !level.contains(['=', ',', '[']);
+    let ok = if bare {
+        LEVELS.contains(&level.to_ascii_lowercase().as_str())
+    } else {
+        tracing_subscriber::EnvFilter::try_new(level).is_ok()
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "log.level: {level:?} is not a level (trace, debug, info, warn, error, off) or a filter such as \"wagate_ingest=debug,info\""
+        ))
+    }
 }
 
 /// The effective config as TOML with every secret masked.

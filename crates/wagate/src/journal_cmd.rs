@@ -59,10 +59,15 @@ pub fn run(cmd: JournalCommand) -> ExitCode {
         }),
         JournalCommand::Export { after, .. } => {
             let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            reader.export_ndjson(after, &mut out).map(|_| {
+            let mut out = PipeWriter {
+                inner: std::io::BufWriter::new(stdout.lock()),
+                closed: false,
+            };
+            let result = reader.export_ndjson(after, &mut out).map(|_| {
                 let _ = out.flush();
-            })
+            });
+            // `| head` closing the pipe early is not a journal error.
+            if out.closed { Ok(()) } else { result }
         }
     };
     match result {
@@ -71,5 +76,24 @@ pub fn run(cmd: JournalCommand) -> ExitCode {
             eprintln!("wagate journal: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Stdout writer that remembers whether the reader went away (`EPIPE`).
+struct PipeWriter<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Write for PipeWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner
+            .write(buf)
+            .inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner
+            .flush()
+            .inspect_err(|e| self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 }

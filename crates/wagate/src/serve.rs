@@ -100,6 +100,16 @@ async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
     if role == Role::Dispatch && cfg.targets.is_empty() {
         return crate::config_error("--role dispatch needs at least one [[targets]] entry");
     }
+    // One dispatcher per journal file: two would both deliver every event. Ingest-only
+    // processes may share the file.
+    let _dispatch_lock = if role != Role::Ingest && !cfg.targets.is_empty() {
+        match lock_dispatch(&cfg.journal.path) {
+            Ok(lock) => Some(lock),
+            Err(e) => return crate::config_error(&e),
+        }
+    } else {
+        None
+    };
     let dispatcher = if role != Role::Ingest && !cfg.targets.is_empty() {
         let settings = match dispatch_settings(&cfg) {
             Ok(s) => s,
@@ -190,6 +200,37 @@ async fn serve_admin_only(cfg: &config::Config, journal: Arc<dyn Journal>) -> Re
     tracing::info!("shutdown requested: stopping dispatch");
     admin.stop().await;
     Ok(())
+}
+
+/// Takes the exclusive dispatch lock of a journal (`<journal>.dispatch.lock`, an OS file lock
+/// released when the process exits, also on SIGKILL).
+///
+/// # Errors
+/// When another process holds it.
+fn lock_dispatch(journal: &std::path::Path) -> Result<std::fs::File, String> {
+    let mut path = journal.as_os_str().to_owned();
+    path.push(".dispatch.lock");
+    if let Some(dir) = journal.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            format!(
+                "journal.path: cannot open {}: {e}",
+                std::path::Path::new(&path).display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(_) => Err(format!(
+            "journal.path: another wagate process already dispatches from {} (one dispatcher per journal; run other instances with --role ingest or give them their own journal.path)",
+            journal.display()
+        )),
+    }
 }
 
 /// The dispatcher's settings from the config: secrets resolved, source providers mapped.

@@ -1,5 +1,7 @@
 //! The binary's operator commands: config printing and errors, doctor on our own manifests.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -78,4 +80,60 @@ fn doctor_finds_no_error_in_our_own_example_manifests() {
             .all(|f| f["severity"] != "error" && f["severity"] != "warn"),
         "{findings:?}"
     );
+}
+
+#[test]
+fn an_invalid_log_level_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("w.toml");
+    std::fs::write(
+        &cfg,
+        common::config_text(dir.path(), "", "").replace("level = \"info\"", "level = \"loud\""),
+    )
+    .unwrap();
+    let out = wagate(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log.level"));
+}
+
+#[test]
+fn a_second_dispatcher_on_the_same_journal_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = "[[targets]]\nname = \"app\"\nurl = \"http://127.0.0.1:9/webhook\"\nmode = \"events\"\nsecret = \"s\"\n";
+    let config = common::config_text(dir.path(), "", target);
+    let _first = common::Wagate::start_in(dir.path(), &config);
+    let out = wagate(&[
+        "serve",
+        "--config",
+        dir.path().join("wagate.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another wagate process already dispatches"),
+        "{err}"
+    );
+    // Ingest-only instances may share the file.
+    let second_dir = tempfile::tempdir().unwrap();
+    let ingest_cfg = second_dir.path().join("ingest.toml");
+    std::fs::write(&ingest_cfg, &config).unwrap();
+    let mut ingest = Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .args([
+            "serve",
+            "--role",
+            "ingest",
+            "--config",
+            ingest_cfg.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        ingest.try_wait().unwrap().is_none(),
+        "ingest-only instance runs"
+    );
+    let _ = ingest.kill();
+    let _ = ingest.wait();
 }
