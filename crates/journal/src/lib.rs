@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub mod conformance;
 pub mod embedded;
 pub mod events;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// Sequence number of a stored request: unique, assigned by the journal, increasing in append
 /// order within one backend (the embedded backend's SQLite rowid).
@@ -202,6 +204,9 @@ pub enum Backend {
     /// SQLite file on local disk (WAL, one writer thread, group commit). No external service.
     #[default]
     Embedded,
+    /// Redis Streams (cargo feature `redis`): `journal.url`, `journal.prefix`. Durability is
+    /// the server's AOF setting (`appendonly yes`; `appendfsync always` for `fsync`).
+    Redis,
 }
 
 /// The `[journal]` config section.
@@ -214,6 +219,13 @@ pub struct JournalConfig {
     pub path: std::path::PathBuf,
     /// Durability of an append before the 200.
     pub durability: Durability,
+    /// Server URL of a broker backend, e.g. `redis://127.0.0.1:6379` (unused by `embedded`).
+    pub url: String,
+    /// Key prefix of the redis backend (keys `<prefix>:requests`, ...), so several journals
+    /// can share one server.
+    pub prefix: String,
+    /// Number of partitions (streams) of a broker backend; only 1 is supported so far.
+    pub partitions: u32,
 }
 
 impl Default for JournalConfig {
@@ -222,6 +234,9 @@ impl Default for JournalConfig {
             backend: Backend::Embedded,
             path: "data/wagate.db".into(),
             durability: Durability::Fsync,
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "wagate".into(),
+            partitions: 1,
         }
     }
 }
@@ -236,5 +251,28 @@ pub fn open(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, Journ
             &config.path,
             config.durability,
         )?)),
+        Backend::Redis => open_redis(config),
     }
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
+    if config.partitions != 1 {
+        return Err(JournalError::Unavailable(format!(
+            "journal.partitions = {}: the redis backend supports 1 partition so far",
+            config.partitions
+        )));
+    }
+    Ok(std::sync::Arc::new(redis::Redis::open(
+        &config.url,
+        &config.prefix,
+        config.durability,
+    )?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(_: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
+    Err(JournalError::Unavailable(
+        "built without the redis feature".into(),
+    ))
 }
