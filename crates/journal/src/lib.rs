@@ -276,3 +276,56 @@ fn open_redis(_: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalE
         "built without the redis feature".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_without_the_broker_keys_keeps_working() {
+        let c: JournalConfig =
+            serde_json::from_str(r#"{"backend":"embedded","path":"x.db"}"#).unwrap();
+        assert_eq!((c.backend, c.partitions), (Backend::Embedded, 1));
+        assert_eq!(c.url, "redis://127.0.0.1:6379");
+        let c: JournalConfig = serde_json::from_str(
+            r#"{"backend":"redis","url":"redis://10.0.0.5:6380/2","prefix":"p","partitions":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.backend, c.url.as_str(), c.prefix.as_str()),
+            (Backend::Redis, "redis://10.0.0.5:6380/2", "p")
+        );
+        assert!(serde_json::from_str::<JournalConfig>(r#"{"urls":"x"}"#).is_err());
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_the_feature_is_a_clear_error() {
+        let c = JournalConfig {
+            backend: Backend::Redis,
+            ..JournalConfig::default()
+        };
+        match open(&c) {
+            Err(JournalError::Unavailable(m)) => assert_eq!(m, "built without the redis feature"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened"),
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_refuses_more_than_one_partition_and_bad_urls() {
+        let c = JournalConfig {
+            backend: Backend::Redis,
+            partitions: 4,
+            ..JournalConfig::default()
+        };
+        assert!(matches!(open(&c), Err(JournalError::Unavailable(m)) if m.contains("partitions")));
+        let c = JournalConfig {
+            backend: Backend::Redis,
+            url: "http://nope".into(),
+            ..JournalConfig::default()
+        };
+        assert!(matches!(open(&c), Err(JournalError::Unavailable(m)) if m.contains("journal.url")));
+    }
+}

@@ -36,6 +36,8 @@ use crate::{
 const GROUP: &str = "dispatch";
 /// Consumer name in the group. Lease ownership lives in `P:leased`, so all replicas share it.
 const CONSUMER: &str = "wagate";
+/// Most requests one `lease` call returns (bounds the time one script blocks the server).
+const LEASE_MAX: usize = 10_000;
 /// Requests pruned per script call (bounds the time one call blocks the server).
 const PRUNE_CHUNK: usize = 1000;
 
@@ -426,7 +428,7 @@ fn decode_leased(v: Value) -> Result<Leased, JournalError> {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| ms(d))
+    t.duration_since(UNIX_EPOCH).map_or(0, ms)
 }
 
 #[async_trait::async_trait]
@@ -475,7 +477,7 @@ impl Journal for Redis {
             .key(&self.keys.stream)
             .key(&self.keys.leased)
             .key(&self.keys.delayed)
-            .arg(max)
+            .arg(max.min(LEASE_MAX))
             .arg(ms(lease_for).max(1))
             .arg(GROUP)
             .arg(CONSUMER)
@@ -588,9 +590,8 @@ impl Journal for Redis {
             }
             Err(e) => return Err(unavailable(e)),
         };
-        persistence_problem(&config, self.durability).map_or(Ok(()), |m| {
-            Err(JournalError::Unavailable(m))
-        })
+        persistence_problem(&config, self.durability)
+            .map_or(Ok(()), |m| Err(JournalError::Unavailable(m)))
     }
 
     async fn prune(&self, older_than: Duration) -> Result<u64, JournalError> {
@@ -674,7 +675,13 @@ mod tests {
                 .unwrap()
                 .contains("appendonly")
         );
-        assert!(persistence_problem(&cfg(&["appendonly", "yes", "appendfsync", "no"]), Durability::Os).is_some());
+        assert!(
+            persistence_problem(
+                &cfg(&["appendonly", "yes", "appendfsync", "no"]),
+                Durability::Os
+            )
+            .is_some()
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use wagate_journal::conformance::{Factory, Record, Subject, sample};
@@ -27,7 +27,14 @@ impl Server {
     fn start(dir: &Path, port: u16) -> Server {
         let child = Command::new(REDIS_SERVER)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::null())
@@ -168,8 +175,15 @@ async fn acknowledged_appends_survive_a_sigkill_of_the_server() {
     for t in tasks {
         acked.extend(t.await.unwrap());
     }
-    assert!(acked.len() > 50, "too few appends before the kill: {}", acked.len());
-    assert!(j.append(sample(1, 1)).await.is_err(), "append acknowledged with the server down");
+    assert!(
+        acked.len() > 50,
+        "too few appends before the kill: {}",
+        acked.len()
+    );
+    assert!(
+        j.append(sample(1, 1)).await.is_err(),
+        "append acknowledged with the server down"
+    );
 
     let _server = Server::start(dir.path(), port);
     for (n, seq) in &acked {
@@ -184,7 +198,10 @@ async fn acknowledged_appends_survive_a_sigkill_of_the_server() {
     // The same journal value reconnects; seqs continue above every acknowledged one.
     let j2 = Redis::open(&url, "wagate", Durability::Fsync).unwrap();
     let next = j2.append(sample(7, 8)).await.unwrap().seq;
-    assert!(acked.iter().all(|(_, s)| *s < next), "seq reused after restart");
+    assert!(
+        acked.iter().all(|(_, s)| *s < next),
+        "seq reused after restart"
+    );
     let st = j2.stats().await.unwrap();
     assert!(st.total > acked.len() as u64, "{st:?}");
 }
@@ -235,11 +252,23 @@ async fn two_replicas_share_leases_and_states() {
     let lb = b.lease(10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(la.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![s1]);
     assert_eq!(lb.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![s2]);
-    b.settle(s1, Settlement::DeadLetter { reason: "http_410".into() })
-        .await
-        .unwrap();
+    b.settle(
+        s1,
+        Settlement::DeadLetter {
+            reason: "http_410".into(),
+        },
+    )
+    .await
+    .unwrap();
     let st = a.get(s1).await.unwrap().unwrap();
-    assert_eq!((st.state, st.dead_reason.as_deref()), (State::Dead, Some("http_410")));
+    assert_eq!(
+        (st.state, st.dead_reason.as_deref()),
+        (State::Dead, Some("http_410"))
+    );
     let stats = a.stats().await.unwrap();
-    assert_eq!((stats.total, stats.leased, stats.dead), (2, 1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.total, stats.leased, stats.dead),
+        (2, 1, 1),
+        "{stats:?}"
+    );
 }
