@@ -24,7 +24,22 @@ struct Server {
 }
 
 impl Server {
+    /// Starts a server on a free port (another one if a racing process took the first).
+    fn start_any(dir: &Path) -> Server {
+        for _ in 0..5 {
+            if let Some(s) = Server::try_start(dir, free_port()) {
+                return s;
+            }
+        }
+        panic!("redis-server did not start on 5 ports");
+    }
+
+    /// Starts a server on `port`, serving the AOF in `dir`.
     fn start(dir: &Path, port: u16) -> Server {
+        Server::try_start(dir, port).expect("redis-server exited at start")
+    }
+
+    fn try_start(dir: &Path, port: u16) -> Option<Server> {
         let child = Command::new(REDIS_SERVER)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -41,17 +56,17 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let server = Server { child, port };
-        server.wait_ready();
-        server
+        let mut server = Server { child, port };
+        server.wait_ready().then_some(server)
     }
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Waits until the server answers PING with PONG (`-LOADING` while it replays the AOF).
-    fn wait_ready(&self) {
+    /// Waits until the server answers PING with PONG (`-LOADING` while it replays the AOF);
+    /// `false` when it exited instead (e.g. the port was taken).
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let ok = TcpStream::connect(("127.0.0.1", self.port)).is_ok_and(|mut c| {
@@ -61,7 +76,10 @@ impl Server {
                     && &buf == b"+PONG"
             });
             if ok {
-                return;
+                return true;
+            }
+            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return false;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
@@ -107,7 +125,7 @@ struct RedisSubject {
 impl Factory for RedisFactory {
     async fn create(&self) -> Box<dyn Subject> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server::start(dir.path(), free_port());
+        let server = Server::start_any(dir.path());
         let url = server.url();
         let prefix = unique_prefix();
         let journal = Arc::new(Redis::open(&url, &prefix, Durability::Fsync).expect("open"));
@@ -146,8 +164,8 @@ mod conformance {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_appends_survive_a_sigkill_of_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = Server::start(dir.path(), port);
+    let mut server = Server::start_any(dir.path());
+    let port = server.port;
     let url = server.url();
     let j = Arc::new(Redis::open(&url, "wagate", Durability::Fsync).unwrap());
     j.health().await.expect("AOF with fsync always is healthy");
@@ -211,7 +229,7 @@ async fn acknowledged_appends_survive_a_sigkill_of_the_server() {
 #[tokio::test]
 async fn health_reports_a_server_that_does_not_persist() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), free_port());
+    let server = Server::start_any(dir.path());
     let url = server.url();
     let cfg = |args: &[&str]| {
         let out = Command::new("redis-cli")
@@ -242,7 +260,7 @@ async fn health_reports_a_server_that_does_not_persist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_leases_and_states() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), free_port());
+    let server = Server::start_any(dir.path());
     let a = Redis::open(&server.url(), "wagate", Durability::Fsync).unwrap();
     let b = Redis::open(&server.url(), "wagate", Durability::Fsync).unwrap();
     let s1 = a.append(sample(1, 10)).await.unwrap().seq;
