@@ -193,6 +193,7 @@ async fn acknowledged_appends_survive_a_sigkill_of_the_server() {
     for t in tasks {
         acked.extend(t.await.unwrap());
     }
+    eprintln!("{} appends acknowledged before the kill", acked.len());
     assert!(
         acked.len() > 50,
         "too few appends before the kill: {}",
@@ -288,5 +289,45 @@ async fn two_replicas_share_leases_and_states() {
         (stats.total, stats.leased, stats.dead),
         (2, 1, 1),
         "{stats:?}"
+    );
+}
+
+/// Prune removes done requests older than the retention (then `NotFound`), keeps dead ones,
+/// and a due expired lease comes before new requests in one lease call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_and_lease_order_across_due_and_new_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_any(dir.path());
+    let j = Redis::open(&server.url(), "wagate", Durability::Fsync).unwrap();
+    let mut seqs = Vec::new();
+    for n in 0..6 {
+        seqs.push(j.append(sample(n, 32)).await.unwrap().seq);
+    }
+    let first = j.lease(3, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(first.iter().map(|l| l.seq).collect::<Vec<_>>(), seqs[..3]);
+    j.settle(seqs[0], Settlement::Done).await.unwrap();
+    j.settle(seqs[1], Settlement::DeadLetter { reason: "x".into() })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // seqs[2]'s lease expired: it comes first, then the new ones, in seq order.
+    let again = j.lease(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        again.iter().map(|l| (l.seq, l.attempt)).collect::<Vec<_>>(),
+        vec![(seqs[2], 2), (seqs[3], 1), (seqs[4], 1), (seqs[5], 1)]
+    );
+    assert_eq!(j.prune(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(j.prune(Duration::ZERO).await.unwrap(), 1);
+    assert!(j.get(seqs[0]).await.unwrap().is_none(), "pruned entry kept");
+    assert!(matches!(
+        j.settle(seqs[0], Settlement::Done).await,
+        Err(JournalError::NotFound(_))
+    ));
+    assert_eq!(j.get(seqs[1]).await.unwrap().unwrap().state, State::Dead);
+    let st = j.stats().await.unwrap();
+    assert_eq!(
+        (st.total, st.pending, st.leased, st.done, st.dead),
+        (5, 0, 4, 0, 1),
+        "{st:?}"
     );
 }
