@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub mod conformance;
 pub mod embedded;
 pub mod events;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// Sequence number of a stored request: unique, assigned by the journal, increasing in append
 /// order within one backend (the embedded backend's SQLite rowid).
@@ -202,6 +204,9 @@ pub enum Backend {
     /// SQLite file on local disk (WAL, one writer thread, group commit). No external service.
     #[default]
     Embedded,
+    /// Redis Streams (cargo feature `redis`): `journal.url`, `journal.prefix`. Durability is
+    /// the server's AOF setting (`appendonly yes`; `appendfsync always` for `fsync`).
+    Redis,
 }
 
 /// The `[journal]` config section.
@@ -214,6 +219,13 @@ pub struct JournalConfig {
     pub path: std::path::PathBuf,
     /// Durability of an append before the 200.
     pub durability: Durability,
+    /// Server URL of a broker backend, e.g. `redis://127.0.0.1:6379` (unused by `embedded`).
+    pub url: String,
+    /// Key prefix of the redis backend (keys `<prefix>:requests`, ...), so several journals
+    /// can share one server.
+    pub prefix: String,
+    /// Number of partitions (streams) of a broker backend; only 1 is supported so far.
+    pub partitions: u32,
 }
 
 impl Default for JournalConfig {
@@ -222,6 +234,9 @@ impl Default for JournalConfig {
             backend: Backend::Embedded,
             path: "data/wagate.db".into(),
             durability: Durability::Fsync,
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "wagate".into(),
+            partitions: 1,
         }
     }
 }
@@ -236,5 +251,81 @@ pub fn open(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, Journ
             &config.path,
             config.durability,
         )?)),
+        Backend::Redis => open_redis(config),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
+    if config.partitions != 1 {
+        return Err(JournalError::Unavailable(format!(
+            "journal.partitions = {}: the redis backend supports 1 partition so far",
+            config.partitions
+        )));
+    }
+    Ok(std::sync::Arc::new(redis::Redis::open(
+        &config.url,
+        &config.prefix,
+        config.durability,
+    )?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(_: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
+    Err(JournalError::Unavailable(
+        "built without the redis feature".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_without_the_broker_keys_keeps_working() {
+        let c: JournalConfig =
+            serde_json::from_str(r#"{"backend":"embedded","path":"x.db"}"#).unwrap();
+        assert_eq!((c.backend, c.partitions), (Backend::Embedded, 1));
+        assert_eq!(c.url, "redis://127.0.0.1:6379");
+        let c: JournalConfig = serde_json::from_str(
+            r#"{"backend":"redis","url":"redis://10.0.0.5:6380/2","prefix":"p","partitions":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.backend, c.url.as_str(), c.prefix.as_str()),
+            (Backend::Redis, "redis://10.0.0.5:6380/2", "p")
+        );
+        assert!(serde_json::from_str::<JournalConfig>(r#"{"urls":"x"}"#).is_err());
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_the_feature_is_a_clear_error() {
+        let c = JournalConfig {
+            backend: Backend::Redis,
+            ..JournalConfig::default()
+        };
+        match open(&c) {
+            Err(JournalError::Unavailable(m)) => assert_eq!(m, "built without the redis feature"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened"),
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_refuses_more_than_one_partition_and_bad_urls() {
+        let c = JournalConfig {
+            backend: Backend::Redis,
+            partitions: 4,
+            ..JournalConfig::default()
+        };
+        assert!(matches!(open(&c), Err(JournalError::Unavailable(m)) if m.contains("partitions")));
+        let c = JournalConfig {
+            backend: Backend::Redis,
+            url: "http://nope".into(),
+            ..JournalConfig::default()
+        };
+        assert!(matches!(open(&c), Err(JournalError::Unavailable(m)) if m.contains("journal.url")));
     }
 }
