@@ -33,6 +33,11 @@ pub struct ServerConfig {
     /// Longest wait for a durable append before answering 503 with `Retry-After`.
     #[serde(with = "humantime_serde")]
     pub ack_timeout: Duration,
+    /// Request bodies held in memory at once (being read, verified or journaled), counted by
+    /// `Content-Length` (or `max_body` when chunked). Above it a POST gets 503 with `Retry-After`
+    /// before its body is read, so unauthenticated uploads cannot exhaust memory (the signature
+    /// can only be checked once the whole body is in).
+    pub max_body_memory: ByteSize,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +51,7 @@ impl Default for ServerConfig {
             max_body: ByteSize::mib(4),
             max_connections: 10_000,
             ack_timeout: Duration::from_secs(5),
+            max_body_memory: ByteSize::mib(512),
         }
     }
 }
@@ -230,6 +236,14 @@ pub fn validate(
     }
     if server.max_body.as_u64() == 0 {
         return Err(err("server.max_body", "must be at least 1 byte"));
+    }
+    if server.max_body_memory.as_u64() < server.max_body.as_u64()
+        || server.max_body_memory.as_u64() > (1 << 42)
+    {
+        return Err(err(
+            "server.max_body_memory",
+            "must be at least server.max_body and at most 4 TiB",
+        ));
     }
     for (key, d) in [
         ("server.idle_timeout", server.idle_timeout),

@@ -120,14 +120,12 @@ impl Gateway {
     pub fn bind(config: IngestConfig, journal: Arc<dyn Journal>) -> Result<Self, StartError> {
         let metrics = telemetry::init();
         let drain = Drain::new();
-        let shared = Arc::new(routes::Shared {
-            journal: journal.clone(),
-            max_body: config.server.max_body.as_u64(),
-            body_read_timeout: config.server.body_read_timeout,
-            ack_timeout: config.server.ack_timeout,
-            drain: drain.clone(),
+        let shared = Arc::new(routes::Shared::new(
+            journal.clone(),
+            &config.server,
+            drain.clone(),
             metrics,
-        });
+        ));
         let (sources, warnings) = build_sources(&config, shared)?;
         let router = routes::router(sources);
         let admin_router = admin::router(admin::AdminState {

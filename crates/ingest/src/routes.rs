@@ -35,6 +35,35 @@ pub struct Shared {
     pub drain: Drain,
     /// Global metric handles.
     pub metrics: &'static Metrics,
+    /// `server.max_body_memory` in KiB permits.
+    pub body_budget: Arc<tokio::sync::Semaphore>,
+}
+
+impl Shared {
+    /// Shared state from `[server]`.
+    pub fn new(
+        journal: Arc<dyn Journal>,
+        server: &crate::ServerConfig,
+        drain: Drain,
+        metrics: &'static Metrics,
+    ) -> Self {
+        Shared {
+            journal,
+            max_body: server.max_body.as_u64(),
+            body_read_timeout: server.body_read_timeout,
+            ack_timeout: server.ack_timeout,
+            drain,
+            metrics,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                kib(server.max_body_memory.as_u64()) as usize,
+            )),
+        }
+    }
+}
+
+/// Bytes to whole KiB, at least 1 (the unit of the body budget).
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
 }
 
 /// How a source authenticates POSTs, with secrets already resolved.
@@ -257,6 +286,18 @@ async fn accept(
             0,
         );
     }
+    // Reserve the body's memory before reading it; held until the append is done.
+    let Ok(_budget) = shared
+        .body_budget
+        .clone()
+        .try_acquire_many_owned(kib(declared.unwrap_or(shared.max_body)))
+    else {
+        tracing::warn!(source = %source.name, "max_body_memory reached: answering 503 so the sender retries");
+        let mut resp = unavailable();
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return (resp, 0);
+    };
     let body: Bytes = match tokio::time::timeout(
         shared.body_read_timeout,
         Limited::new(body, shared.max_body as usize).collect(),

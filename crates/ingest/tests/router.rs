@@ -75,14 +75,12 @@ fn app(
     sources: Vec<SourceConfig>,
     server: ServerConfig,
 ) -> axum::Router {
-    let shared = Arc::new(routes::Shared {
+    let shared = Arc::new(routes::Shared::new(
         journal,
-        max_body: server.max_body.as_u64(),
-        body_read_timeout: server.body_read_timeout,
-        ack_timeout: server.ack_timeout,
-        drain: Drain::new(),
-        metrics: wagate_ingest::telemetry::init(),
-    });
+        &server,
+        Drain::new(),
+        wagate_ingest::telemetry::init(),
+    ));
     let config = IngestConfig {
         server,
         shutdown: ShutdownConfig::default(),
@@ -465,11 +463,16 @@ async fn wasender_and_hmac_sources() {
     let stored = journal.stored.lock().unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0].source, "wasender");
-    assert_eq!(
-        stored[0].signature.as_deref(),
-        Some("x-webhook-signature: ws-secret")
-    );
+    // A shared secret is a credential, not a per-body signature: it is not stored.
+    assert_eq!(stored[0].signature, None);
     assert_eq!(stored[1].source, "waha");
+    assert!(
+        stored[1]
+            .signature
+            .as_deref()
+            .unwrap()
+            .starts_with("x-webhook-hmac: ")
+    );
 }
 
 #[tokio::test]
@@ -528,4 +531,34 @@ fn config_validation_names_the_key() {
     .unwrap_err();
     assert_eq!(err.key, "sources[0].path");
     assert!(wagate_ingest::config::validate(&server, &shutdown, &[meta_source(&["s"])]).is_ok());
+}
+
+#[tokio::test]
+async fn bodies_over_the_memory_budget_get_503_before_being_read() {
+    let journal = Arc::new(TestJournal::default());
+    journal
+        .delay_ms
+        .store(400, std::sync::atomic::Ordering::SeqCst);
+    let server = ServerConfig {
+        max_body: bytesize::ByteSize::kib(4),
+        max_body_memory: bytesize::ByteSize::kib(4),
+        ..ServerConfig::default()
+    };
+    let router = app(journal.clone(), vec![meta_source(&[SECRET])], server);
+    // The first request holds the whole budget while its (slow) append runs.
+    let first = tokio::spawn({
+        let router = router.clone();
+        async move { send(&router, signed(WIRE_IMAGE, SECRET)).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (s, h, _) = send(&router, signed(WIRE_IMAGE, SECRET)).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(h.contains_key("retry-after"));
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    // Released after the append: the next one fits again.
+    assert_eq!(
+        send(&router, signed(WIRE_IMAGE, SECRET)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(journal.stored.lock().unwrap().len(), 2);
 }
