@@ -11,10 +11,17 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod embedded;
 pub mod events;
+pub mod log;
+#[cfg(feature = "testing")]
+pub mod log_conformance;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -204,9 +211,35 @@ pub enum Backend {
     /// SQLite file on local disk (WAL, one writer thread, group commit). No external service.
     #[default]
     Embedded,
-    /// Redis Streams (cargo feature `redis`): `journal.url`, `journal.prefix`. Durability is
-    /// the server's AOF setting (`appendonly yes`; `appendfsync always` for `fsync`).
+    /// Redis Streams (cargo feature `redis`, Redis >= 6.2). Durability is the server's AOF
+    /// setting (`appendonly yes`; `appendfsync always` for `fsync`).
     Redis,
+    /// RabbitMQ quorum queues with publisher confirms (cargo feature `amqp`).
+    Amqp,
+    /// NATS JetStream file streams with publish acks (cargo feature `nats`).
+    Nats,
+}
+
+impl Backend {
+    /// Config name (`embedded`, `redis`, `amqp`, `nats`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Redis => "redis",
+            Backend::Amqp => "amqp",
+            Backend::Nats => "nats",
+        }
+    }
+
+    /// Server URL used when `journal.url` is empty.
+    pub fn default_url(self) -> &'static str {
+        match self {
+            Backend::Embedded => "",
+            Backend::Redis => "redis://127.0.0.1:6379",
+            Backend::Amqp => "amqp://guest:guest@127.0.0.1:5672/%2f",
+            Backend::Nats => "nats://127.0.0.1:4222",
+        }
+    }
 }
 
 /// The `[journal]` config section.
@@ -217,15 +250,21 @@ pub struct JournalConfig {
     pub backend: Backend,
     /// SQLite file of the embedded backend; its folder is created if missing.
     pub path: std::path::PathBuf,
-    /// Durability of an append before the 200.
+    /// Durability of an append before the 200 (embedded; brokers: see their persistence).
     pub durability: Durability,
-    /// Server URL of a broker backend, e.g. `redis://127.0.0.1:6379` (unused by `embedded`).
+    /// Server URL of a broker backend (empty: [`Backend::default_url`]).
     pub url: String,
-    /// Key prefix of the redis backend (keys `<prefix>:requests`, ...), so several journals
-    /// can share one server.
+    /// Name prefix of a broker backend's keys, queues or streams, so several journals can
+    /// share one server.
     pub prefix: String,
-    /// Number of partitions (streams) of a broker backend; only 1 is supported so far.
+    /// Number of partitions of a broker backend: conversations are spread over them by hash
+    /// and each is delivered by one dispatcher at a time. Fixed for the life of the data.
     pub partitions: u32,
+    /// How long a dispatcher holds its partitions without renewing them (they are renewed
+    /// every third of it): the time a dead dispatcher's partitions wait before another takes
+    /// them. Brokers that elect the consumer themselves (RabbitMQ) use their own heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub hold_ttl: std::time::Duration,
 }
 
 impl Default for JournalConfig {
@@ -234,14 +273,26 @@ impl Default for JournalConfig {
             backend: Backend::Embedded,
             path: "data/wagate.db".into(),
             durability: Durability::Fsync,
-            url: "redis://127.0.0.1:6379".into(),
+            url: String::new(),
             prefix: "wagate".into(),
             partitions: 1,
+            hold_ttl: std::time::Duration::from_secs(10),
         }
     }
 }
 
-/// Opens the configured backend.
+impl JournalConfig {
+    /// `url`, or the backend's default when empty.
+    pub fn server_url(&self) -> &str {
+        if self.url.is_empty() {
+            self.backend.default_url()
+        } else {
+            &self.url
+        }
+    }
+}
+
+/// Opens the embedded backend.
 ///
 /// # Errors
 /// [`JournalError::Unavailable`] when the store cannot be opened or created.
@@ -251,30 +302,54 @@ pub fn open(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, Journ
             &config.path,
             config.durability,
         )?)),
-        Backend::Redis => open_redis(config),
+        other => Err(JournalError::Unavailable(format!(
+            "journal.backend = {} is a broker log: use open_log",
+            other.as_str()
+        ))),
     }
 }
 
-#[cfg(feature = "redis")]
-fn open_redis(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
-    if config.partitions != 1 {
+/// Connects to the broker of a broker backend (`redis`, `amqp`, `nats`) and declares what it
+/// needs (streams, queues, consumer groups), so the first append does not pay for it.
+///
+/// # Errors
+/// [`JournalError::Unavailable`] naming the key at fault: a bad `journal.url`, a backend this
+/// build lacks (cargo feature), `journal.partitions` of 0, or an unreachable broker.
+pub async fn open_log(
+    config: &JournalConfig,
+) -> Result<std::sync::Arc<dyn log::Log>, JournalError> {
+    if config.partitions == 0 || config.partitions > 1024 {
         return Err(JournalError::Unavailable(format!(
-            "journal.partitions = {}: the redis backend supports 1 partition so far",
+            "journal.partitions = {}: must be 1..=1024",
             config.partitions
         )));
     }
-    Ok(std::sync::Arc::new(redis::Redis::open(
-        &config.url,
-        &config.prefix,
-        config.durability,
-    )?))
-}
-
-#[cfg(not(feature = "redis"))]
-fn open_redis(_: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, JournalError> {
-    Err(JournalError::Unavailable(
-        "built without the redis feature".into(),
-    ))
+    let url = config.server_url();
+    match config.backend {
+        Backend::Embedded => Err(JournalError::Unavailable(
+            "journal.backend = embedded is not a broker log".into(),
+        )),
+        #[cfg(feature = "redis")]
+        Backend::Redis => Ok(std::sync::Arc::new(
+            redis::Redis::open(url, &config.prefix, config.partitions).await?,
+        )),
+        #[cfg(feature = "amqp")]
+        Backend::Amqp => Ok(std::sync::Arc::new(
+            amqp::Amqp::open(url, &config.prefix, config.partitions).await?,
+        )),
+        #[cfg(feature = "nats")]
+        Backend::Nats => Ok(std::sync::Arc::new(
+            nats::Nats::open(url, &config.prefix, config.partitions).await?,
+        )),
+        #[allow(unreachable_patterns)]
+        other => {
+            let _ = url;
+            Err(JournalError::Unavailable(format!(
+                "journal.backend = {0}: this build lacks the {0} feature",
+                other.as_str()
+            )))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -286,46 +361,36 @@ mod tests {
         let c: JournalConfig =
             serde_json::from_str(r#"{"backend":"embedded","path":"x.db"}"#).unwrap();
         assert_eq!((c.backend, c.partitions), (Backend::Embedded, 1));
-        assert_eq!(c.url, "redis://127.0.0.1:6379");
+        let c: JournalConfig = serde_json::from_str(r#"{"backend":"amqp"}"#).unwrap();
+        assert_eq!(c.server_url(), "amqp://guest:guest@127.0.0.1:5672/%2f");
         let c: JournalConfig = serde_json::from_str(
-            r#"{"backend":"redis","url":"redis://10.0.0.5:6380/2","prefix":"p","partitions":1}"#,
+            r#"{"backend":"redis","url":"redis://10.0.0.5:6380/2","prefix":"p","partitions":4,"hold_ttl":"3s"}"#,
         )
         .unwrap();
         assert_eq!(
-            (c.backend, c.url.as_str(), c.prefix.as_str()),
-            (Backend::Redis, "redis://10.0.0.5:6380/2", "p")
+            (c.backend, c.server_url(), c.prefix.as_str(), c.partitions),
+            (Backend::Redis, "redis://10.0.0.5:6380/2", "p", 4)
         );
+        assert_eq!(c.hold_ttl, std::time::Duration::from_secs(3));
         assert!(serde_json::from_str::<JournalConfig>(r#"{"urls":"x"}"#).is_err());
+        assert!(serde_json::from_str::<JournalConfig>(r#"{"backend":"kafka"}"#).is_err());
     }
 
-    #[cfg(not(feature = "redis"))]
-    #[test]
-    fn redis_without_the_feature_is_a_clear_error() {
-        let c = JournalConfig {
-            backend: Backend::Redis,
-            ..JournalConfig::default()
-        };
-        match open(&c) {
-            Err(JournalError::Unavailable(m)) => assert_eq!(m, "built without the redis feature"),
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("opened"),
+    #[tokio::test]
+    async fn partitions_out_of_range_are_refused() {
+        for n in [0, 5000] {
+            let c = JournalConfig {
+                backend: Backend::Nats,
+                partitions: n,
+                ..JournalConfig::default()
+            };
+            match open_log(&c).await {
+                Err(JournalError::Unavailable(m)) => {
+                    assert!(m.contains("journal.partitions"), "{m}")
+                }
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("opened"),
+            }
         }
-    }
-
-    #[cfg(feature = "redis")]
-    #[test]
-    fn redis_refuses_more_than_one_partition_and_bad_urls() {
-        let c = JournalConfig {
-            backend: Backend::Redis,
-            partitions: 4,
-            ..JournalConfig::default()
-        };
-        assert!(matches!(open(&c), Err(JournalError::Unavailable(m)) if m.contains("partitions")));
-        let c = JournalConfig {
-            backend: Backend::Redis,
-            url: "http://nope".into(),
-            ..JournalConfig::default()
-        };
-        assert!(matches!(open(&c), Err(JournalError::Unavailable(m)) if m.contains("journal.url")));
     }
 }
