@@ -104,10 +104,11 @@ pub trait Log: Send + Sync + 'static {
     async fn ack(&self, p: u32, owner: &str, id: &EntryId) -> Result<(), JournalError>;
 
     /// The dedupe window: for each key, stores `tag` under it for `ttl` unless the key is
-    /// there already. `true` for a key that was absent or already holds `tag` (a redelivery
-    /// of the same request), `false` for a duplicate. Atomic across processes: of two
-    /// concurrent claims of one key with different tags exactly one gets `true`. `p` is the
-    /// partition doing the claim (keys of one conversation always come from one partition).
+    /// there already. Called by the holder of `p` (keys of one conversation always come from
+    /// one partition); a backend may rely on that for atomicity (RabbitMQ keeps the window of
+    /// a partition in its holder's memory, logged durably and reloaded on takeover). `true` for a key that was absent or already holds `tag` (a redelivery
+    /// of the same request), `false` for a duplicate. Atomic: of concurrent claims of one
+    /// key with different tags exactly one gets `true`; claims survive a takeover.
     async fn claim(
         &self,
         p: u32,

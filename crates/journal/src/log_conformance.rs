@@ -199,13 +199,30 @@ pub async fn takeover_redelivers_unacked_entries_first(f: &dyn LogFactory) {
     assert!(rest.is_empty(), "everything was acknowledged");
 }
 
-/// `claim`: a new key is taken, the same tag may claim again, another tag may not until the
-/// ttl passed; concurrent claims of one key from two clients: exactly one wins.
-pub async fn claims_are_atomic_and_expire(f: &dyn LogFactory) {
+/// `claim`, made by the partition's holder: a new key is taken, the same tag may claim again,
+/// another tag may not until the ttl passed; concurrent claims of one key: exactly one wins;
+/// claims survive a takeover by another client (the window is durable).
+pub async fn claims_are_atomic_durable_and_expire(f: &dyn LogFactory) {
     let name = ns("claim");
     let a = f.open(&name, 1).await;
-    let b = f.open(&name, 1).await;
-    let ttl = Duration::from_millis(1500);
+    assert!(a.hold(0, "a", TTL).await.expect("hold"));
+    let short = vec!["msg:wamid.E".to_string()];
+    let ms = Duration::from_millis;
+    assert_eq!(
+        a.claim(0, &short, "r0", ms(1000)).await.expect("claim"),
+        [true]
+    );
+    assert_eq!(
+        a.claim(0, &short, "r9", ms(1000)).await.expect("claim"),
+        [false]
+    );
+    tokio::time::sleep(ms(1700)).await;
+    assert_eq!(
+        a.claim(0, &short, "r9", ms(1000)).await.expect("claim"),
+        [true],
+        "free again after the window"
+    );
+    let ttl = Duration::from_secs(120);
     let keys = vec!["msg:wamid.A".to_string(), "st:wamid.B:read".to_string()];
     assert_eq!(
         a.claim(0, &keys, "r1", ttl).await.expect("claim"),
@@ -213,25 +230,14 @@ pub async fn claims_are_atomic_and_expire(f: &dyn LogFactory) {
     );
     assert_eq!(
         a.claim(0, &keys, "r1", ttl).await.expect("claim"),
-        [true, true]
+        [true, true],
+        "a redelivery of the same request may claim again"
     );
-    let mixed = vec!["msg:wamid.A".to_string(), "msg:wamid.C".to_string()];
-    assert_eq!(
-        b.claim(0, &mixed, "r2", ttl).await.expect("claim"),
-        [false, true],
-        "duplicate from another request"
-    );
-    tokio::time::sleep(ttl + Duration::from_millis(700)).await;
-    assert_eq!(
-        b.claim(0, &keys[..1], "r3", ttl).await.expect("claim"),
-        [true],
-        "free again after the window"
-    );
-    let key = vec!["msg:wamid.RACE".to_string()];
+    let race = vec!["msg:wamid.RACE".to_string()];
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
-        let log = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let key = key.clone();
+        let log = a.clone();
+        let key = race.clone();
         tasks.spawn(async move { log.claim(0, &key, &format!("t{i}"), ttl).await });
     }
     let mut wins = 0;
@@ -241,6 +247,21 @@ pub async fn claims_are_atomic_and_expire(f: &dyn LogFactory) {
         }
     }
     assert_eq!(wins, 1, "exactly one concurrent claim wins");
+    drop(a);
+    let b = f.open(&name, 1).await;
+    assert!(hold_within(&*b, 0, "b", TTL * 4).await, "takeover");
+    let mixed = vec!["msg:wamid.A".to_string(), "msg:wamid.C".to_string()];
+    assert_eq!(
+        b.claim(0, &mixed, "r2", ttl).await.expect("claim"),
+        [false, true],
+        "a duplicate from another request, after a takeover"
+    );
+    assert_eq!(b.claim(0, &race, "x", ttl).await.expect("claim"), [false]);
+    assert_eq!(
+        b.claim(0, &keys[1..], "r1", ttl).await.expect("claim"),
+        [true],
+        "the same request redelivered to the new holder"
+    );
 }
 
 fn dead_letter(n: u32) -> DeadLetter {
@@ -369,7 +390,7 @@ macro_rules! log_conformance {
             appends_come_back_in_order_per_partition,
             holding_is_exclusive_and_ends_with_the_holder,
             takeover_redelivers_unacked_entries_first,
-            claims_are_atomic_and_expire,
+            claims_are_atomic_durable_and_expire,
             dead_letters_are_listed_in_order_and_removed,
             stats_count_unacked_entries,
             concurrent_appends_are_all_stored,
