@@ -247,7 +247,7 @@ async fn attempt(
     healthy
 }
 
-fn retry_or_give_up(
+pub(crate) fn retry_or_give_up(
     cfg: &DispatchConfig,
     number: u32,
     age: Duration,

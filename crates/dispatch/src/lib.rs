@@ -18,6 +18,7 @@ pub mod config;
 mod deliver;
 pub mod explode;
 pub mod metrics;
+pub mod partitioned;
 pub mod send;
 
 use std::collections::HashMap;

@@ -74,10 +74,12 @@ async fn readyz(State(state): State<AdminState>) -> Response {
         )),
     }
     let ready = reasons.is_empty();
+    let mut warnings = (*state.warnings).clone();
+    warnings.extend(state.journal.warnings().await);
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
         "reasons": reasons,
-        "warnings": *state.warnings,
+        "warnings": warnings,
     });
     let status = if ready {
         StatusCode::OK

@@ -177,6 +177,12 @@ pub trait Journal: Send + Sync + 'static {
     /// Cheap check that the journal accepts writes (used by `/readyz`).
     async fn health(&self) -> Result<(), JournalError>;
 
+    /// Standing problems that do not stop appends, found by the last [`Journal::health`]
+    /// (e.g. a Redis without AOF persistence); `/readyz` lists them as warnings.
+    async fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Retention: deletes `Done` requests settled more than `older_than` ago and returns how
     /// many went. Dead and open requests are never pruned. The default does nothing, for
     /// backends whose retention is configured on the server (stream limits, TTLs).

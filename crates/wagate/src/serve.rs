@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wagate_dispatch::partitioned::PartitionedDispatcher;
+use wagate_dispatch::partitioned::route::LogJournal;
 use wagate_journal::embedded::Embedded;
-use wagate_journal::{Appended, Journal, JournalError, Leased, Request, Seq, Settlement, Stats};
+use wagate_journal::{
+    Appended, Backend, Journal, JournalError, Leased, Request, Seq, Settlement, Stats,
+};
 
 use crate::config::{self, LogFormat};
 
@@ -86,48 +90,124 @@ pub fn run(args: ServeArgs) -> ExitCode {
     rt.block_on(run_role(cfg, role))
 }
 
+/// The dispatcher of the configured backend.
+enum Running {
+    /// Embedded: one dispatcher per journal file, woken by appends.
+    Embedded(wagate_dispatch::Dispatcher),
+    /// Broker: partitions shared with the other dispatchers.
+    Partitioned(PartitionedDispatcher),
+}
+
+impl Running {
+    fn waker(&self) -> Option<Arc<tokio::sync::Notify>> {
+        match self {
+            Running::Embedded(d) => Some(d.waker()),
+            Running::Partitioned(_) => None,
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Running::Embedded(d) => d.shutdown().await,
+            Running::Partitioned(d) => d.shutdown().await,
+        }
+    }
+}
+
+/// This process's holder name in a broker: the host (pod) name, the pid and a random part,
+/// so a restarted pod never inherits the holds of its previous life.
+fn owner_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "wagate".into());
+    format!("{host}-{}-{:08x}", std::process::id(), rand_u32())
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.subsec_nanos() ^ (std::process::id().rotate_left(16))
+}
+
 async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
     // The recorder must exist before any metric handle is registered.
     wagate_ingest::telemetry::init();
-    let embedded = match Embedded::open(&cfg.journal.path, cfg.journal.durability) {
-        Ok(j) => Arc::new(j),
-        Err(e) => {
-            tracing::error!(path = %cfg.journal.path.display(), error = %e, "cannot open journal");
-            return ExitCode::FAILURE;
-        }
-    };
-    let journal: Arc<dyn Journal> = embedded.clone();
     if role == Role::Dispatch && cfg.targets.is_empty() {
         return crate::config_error("--role dispatch needs at least one [[targets]] entry");
     }
-    // One dispatcher per journal file: two would both deliver every event. Ingest-only
-    // processes may share the file.
-    let _dispatch_lock = if role != Role::Ingest && !cfg.targets.is_empty() {
-        match lock_dispatch(&cfg.journal.path) {
-            Ok(lock) => Some(lock),
+    let dispatching = role != Role::Ingest && !cfg.targets.is_empty();
+    let settings = if dispatching {
+        match dispatch_settings(&cfg) {
+            Ok(s) => Some(s),
             Err(e) => return crate::config_error(&e),
         }
     } else {
         None
     };
-    let dispatcher = if role != Role::Ingest && !cfg.targets.is_empty() {
-        let settings = match dispatch_settings(&cfg) {
-            Ok(s) => s,
-            Err(e) => return crate::config_error(&e),
+    let embedded_backend = cfg.journal.backend == Backend::Embedded;
+    let journal: Arc<dyn Journal>;
+    let mut dispatcher = None;
+    // Held for the life of the process (embedded only).
+    let mut _dispatch_lock = None;
+    if embedded_backend {
+        let embedded = match Embedded::open(&cfg.journal.path, cfg.journal.durability) {
+            Ok(j) => Arc::new(j),
+            Err(e) => {
+                tracing::error!(path = %cfg.journal.path.display(), error = %e, "cannot open journal");
+                return ExitCode::FAILURE;
+            }
         };
-        match wagate_dispatch::Dispatcher::start(settings, embedded.clone(), journal.clone()) {
-            Ok(d) => Some(d),
-            Err(e) => return crate::config_error(&e.to_string()),
+        journal = embedded.clone();
+        if let Some(settings) = settings {
+            // One dispatcher per journal file: two would both deliver every event.
+            // Ingest-only processes may share the file.
+            match lock_dispatch(&cfg.journal.path) {
+                Ok(lock) => _dispatch_lock = Some(lock),
+                Err(e) => return crate::config_error(&e),
+            }
+            match wagate_dispatch::Dispatcher::start(settings, embedded.clone(), journal.clone()) {
+                Ok(d) => dispatcher = Some(Running::Embedded(d)),
+                Err(e) => return crate::config_error(&e.to_string()),
+            }
         }
     } else {
-        if role == Role::All {
-            tracing::warn!("no [[targets]]: requests are journaled but not delivered");
+        let log = match wagate_journal::open_log(&cfg.journal).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(backend = cfg.journal.backend.as_str(), error = %e, "cannot open journal");
+                return ExitCode::FAILURE;
+            }
+        };
+        let providers = source_providers(&cfg);
+        journal = Arc::new(LogJournal::new(log.clone(), providers));
+        if let Err(e) = journal.health().await {
+            tracing::warn!(error = %e, "journal not healthy at start");
         }
-        None
+        for w in journal.warnings().await {
+            tracing::warn!(warning = %w, "journal");
+        }
+        if let Some(settings) = settings {
+            match PartitionedDispatcher::start(settings, log, owner_name(), cfg.journal.hold_ttl) {
+                Ok(d) => dispatcher = Some(Running::Partitioned(d)),
+                Err(e) => return crate::config_error(&e.to_string()),
+            }
+        }
+    }
+    if role == Role::All && cfg.targets.is_empty() {
+        tracing::warn!("no [[targets]]: requests are journaled but not delivered");
+    }
+    let where_ = if embedded_backend {
+        cfg.journal.path.display().to_string()
+    } else {
+        format!("{} {}", cfg.journal.backend.as_str(), cfg.journal.prefix)
     };
 
     if role == Role::Dispatch {
-        if let Err(code) = serve_admin_only(&cfg, journal.clone()).await {
+        if let Err(code) = serve_admin_only(&cfg, journal.clone(), &where_).await {
             if let Some(d) = dispatcher {
                 d.shutdown().await;
             }
@@ -138,7 +218,7 @@ async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
         // Ingest gets a view whose close() is left to us, so the dispatcher can finish first.
         let handover: Arc<dyn Journal> = Arc::new(Handover {
             inner: journal.clone(),
-            wake: dispatcher.as_ref().map(wagate_dispatch::Dispatcher::waker),
+            wake: dispatcher.as_ref().and_then(Running::waker),
         });
         let ingest = wagate_ingest::IngestConfig {
             server: cfg.server.clone(),
@@ -158,7 +238,7 @@ async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
         tracing::info!(
             webhook = %gateway.local_addr(),
             admin = %gateway.admin_addr(),
-            journal = %cfg.journal.path.display(),
+            journal = %where_,
             durability = ?cfg.journal.durability,
             role = ?role,
             targets = cfg.targets.len(),
@@ -176,7 +256,11 @@ async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
 }
 
 /// `--role dispatch`: only the admin listener (`/healthz`, `/readyz`, `/metrics`), until a signal.
-async fn serve_admin_only(cfg: &config::Config, journal: Arc<dyn Journal>) -> Result<(), ExitCode> {
+async fn serve_admin_only(
+    cfg: &config::Config,
+    journal: Arc<dyn Journal>,
+    where_: &str,
+) -> Result<(), ExitCode> {
     let state = wagate_ingest::admin::AdminState {
         journal,
         drain: wagate_ingest::Drain::new(),
@@ -191,7 +275,7 @@ async fn serve_admin_only(cfg: &config::Config, journal: Arc<dyn Journal>) -> Re
     };
     tracing::info!(
         admin = %admin.local_addr(),
-        journal = %cfg.journal.path.display(),
+        journal = %where_,
         role = ?Role::Dispatch,
         targets = cfg.targets.len(),
         "wagate started"
@@ -243,8 +327,18 @@ fn dispatch_settings(cfg: &config::Config) -> Result<wagate_dispatch::Settings, 
                 Some(wagate_ingest::config::resolve_secret(&key, s).map_err(|e| e.to_string())?);
         }
     }
-    let providers = cfg
-        .sources
+    Ok(wagate_dispatch::Settings {
+        dispatch: cfg.dispatch.clone(),
+        targets,
+        providers: source_providers(cfg),
+    })
+}
+
+/// Provider of each `[[sources]]` name.
+pub(crate) fn source_providers(
+    cfg: &config::Config,
+) -> std::collections::HashMap<String, wagate_model::Provider> {
+    cfg.sources
         .iter()
         .map(|s| {
             let p = match s.provider {
@@ -254,12 +348,7 @@ fn dispatch_settings(cfg: &config::Config) -> Result<wagate_dispatch::Settings, 
             };
             (s.name.clone(), p)
         })
-        .collect();
-    Ok(wagate_dispatch::Settings {
-        dispatch: cfg.dispatch.clone(),
-        targets,
-        providers,
-    })
+        .collect()
 }
 
 /// The journal as ingest sees it: appends wake the dispatcher; `close` is a no-op because
@@ -289,6 +378,9 @@ impl Journal for Handover {
     }
     async fn health(&self) -> Result<(), JournalError> {
         self.inner.health().await
+    }
+    async fn warnings(&self) -> Vec<String> {
+        self.inner.warnings().await
     }
     async fn prune(&self, older_than: Duration) -> Result<u64, JournalError> {
         self.inner.prune(older_than).await
