@@ -1,192 +1,282 @@
-//! The Redis Streams backend (`journal.backend = "redis"`, cargo feature `redis`, Redis ≥ 6.2).
+//! The Redis Streams backend of the partitioned broker log (`journal.backend = "redis"`, cargo
+//! feature `redis`, Redis ≥ 6.2, one primary: not Redis Cluster, scripts touch several keys).
 //!
 //! Keys, all under `journal.prefix` (`P`, default `wagate`):
 //!
 //! | key | type | content |
 //! |---|---|---|
-//! | `P:requests` | stream | one entry per request, id `0-<seq>`; fields `id`, `source`, `received_at` (unix ms), `body`, `content_type`, `signature`, `peer`, `valid_json` (`0`/`1`); consumer group `dispatch` |
-//! | `P:seq` | string | the last issued `seq` (`INCR` in the append script) |
-//! | `P:open` | sorted set | open (pending or leased) seqs, score `received_at` ms |
-//! | `P:leased` | sorted set | leased seqs, score = lease end (server ms) |
-//! | `P:delayed` | sorted set | seqs waiting for a retry, score = `not_before` (server ms) |
-//! | `P:done` | sorted set | done seqs, score = settle time (server ms), until pruned |
-//! | `P:dead` | hash | dead-lettered seq → reason |
+//! | `P:p<n>` | stream | partition `n`: one entry per [`Log::append`], id `*` (server time), fields `r` (the record bytes, verbatim) and `m` (`msg_id`); consumer group `dispatch`, whose consumer names are the holders' `owner`s |
+//! | `P:hold:p<n>` | string | the `owner` holding partition `n`, with a TTL of the hold's `ttl` |
+//! | `P:dd:<key>` | string | the dedupe window: the `tag` that claimed `<key>`, with a TTL |
+//! | `P:dead` | stream | dead letters, fields `r`; the entry id is the [`DeadId`] |
 //!
-//! Every write is one Lua script, so each is atomic across any number of replicas. Times come
-//! from the server's clock (`TIME`), so replicas with skewed clocks agree on lease ends.
-//! Leased and retrying requests stay in the group's pending entries list; a lease end or a
-//! retry time is a score in `P:leased` / `P:delayed`, and `XCLAIM` takes such an entry back
-//! when it is due (which also counts the attempt: `attempt` is the entry's delivery count).
-//! The lease length is stored per lease because each `lease` call picks its own.
+//! How each operation maps:
+//!
+//! - `open`: connects (one multiplexed connection, re-established on later calls after a
+//!   loss) and creates every partition's stream and group (`XGROUP CREATE ... 0 MKSTREAM`,
+//!   `BUSYGROUP` ignored).
+//! - `append`: `XADD P:p<n> * r <record> m <msg_id>`; the reply comes after the write reached
+//!   the AOF under the server's `appendfsync` (`always`: fsynced). No publish dedupe: a retried
+//!   append may store a record twice, which the dedupe window absorbs.
+//! - `hold` / `release`: a script sets `P:hold:p<n>` with `PX ttl` when it is absent or holds
+//!   `owner`; `release` deletes it only when it holds `owner`. A hold that was absent, or that
+//!   this client did not hold, starts a new holding (tracked in memory per partition).
+//! - `read`: the first read of a holding takes every pending entry of the group (read and never
+//!   acknowledged by earlier holders, or by this owner name in an earlier process) with
+//!   `XAUTOCLAIM ... 0` to `owner`, cursor by cursor, in id order, with `deliveries` = the
+//!   delivery count from `XPENDING`; then new entries with `XREADGROUP ... BLOCK wait ... >`
+//!   (`deliveries` 1), on a connection of the partition's own, so blocking never stalls the
+//!   shared one. A read cancelled while it blocks leaves its broker read running and the next
+//!   read of the partition returns what it got, so no entry is lost to a cancelled future.
+//! - `ack`: a script, `XACK` then `XDEL` when the entry was pending, so `XLEN` is the depth.
+//! - `claim`: a script over `P:dd:<key>`: `SET tag NX PX ttl`, else `true` iff the value is
+//!   `tag`; one boolean per key, atomic for all keys of the call.
+//! - `bury` / `dead` / `remove_dead`: `XADD P:dead * r <record>` / `XRANGE P:dead (<after> +`
+//!   / `XDEL`.
+//! - `stats`: `XLEN` (depth) and the `XPENDING` summary count (unacked) per partition,
+//!   `XLEN P:dead`.
+//! - `health`: `PING`, then `CONFIG GET append*`: a warning when the server does not persist
+//!   (`appendonly no`: acknowledged webhooks are lost when Redis restarts) or does not fsync
+//!   every write (`appendfsync everysec` or `no`). Where `CONFIG` is refused (managed
+//!   services) only `PING` counts.
+//! - `close`: later appends fail with [`JournalError::Closed`].
+//!
+//! **Durability is the server's**: the fsync guarantee of an acknowledged append needs
+//! `appendonly yes` and `appendfsync always`. Errors of the broker are
+//! [`JournalError::Unavailable`] `redis: ...`, never with record contents.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Script, Value};
-use tokio::sync::OnceCell;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Script, Value};
+use tokio::task::JoinHandle;
 
-use crate::{
-    Appended, Durability, Journal, JournalError, Leased, Request, Seq, Settlement, State, Stats,
-};
+use crate::JournalError;
+use crate::log::{DeadId, Entry, EntryId, Log, LogStats, PartitionStats};
 
-/// Consumer group of the dispatchers.
+/// Consumer group of the holders of each partition stream.
 const GROUP: &str = "dispatch";
-/// Consumer name in the group. Lease ownership lives in `P:leased`, so all replicas share it.
-const CONSUMER: &str = "wagate";
-/// Most requests one `lease` call returns (bounds the time one script blocks the server).
-const LEASE_MAX: usize = 10_000;
-/// Requests pruned per script call (bounds the time one call blocks the server).
-const PRUNE_CHUNK: usize = 1000;
+/// Cursor of `XAUTOCLAIM`: the start of the pending list, and "scan complete" in replies.
+const CURSOR_START: &str = "0-0";
+/// Margin over a read's `wait` before a silent server counts as gone.
+const READ_MARGIN: Duration = Duration::from_secs(10);
+/// Longest error text kept (server messages are short; this bounds anything unexpected).
+const ERROR_MAX: usize = 300;
 
-/// Names of the keys of one journal (see the module docs).
-#[derive(Debug, Clone)]
-struct Keys {
-    stream: String,
-    seq: String,
-    open: String,
-    leased: String,
-    delayed: String,
-    done: String,
-    dead: String,
-}
-
-impl Keys {
-    fn new(prefix: &str) -> Self {
-        let k = |s: &str| format!("{prefix}:{s}");
-        Keys {
-            stream: k("requests"),
-            seq: k("seq"),
-            open: k("open"),
-            leased: k("leased"),
-            delayed: k("delayed"),
-            done: k("done"),
-            dead: k("dead"),
-        }
-    }
-}
-
-const NOW: &str = "local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-";
-
-/// KEYS: stream, seq, open. ARGV: received_at ms, then field/value pairs.
-const APPEND: &str = "local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], '0-' .. seq, unpack(ARGV, 2))
-redis.call('ZADD', KEYS[3], ARGV[1], seq)
-return seq";
-
-/// KEYS: stream, leased, delayed. ARGV: max, lease ms, group, consumer.
-/// Returns `[[id, fields, attempt], ...]`, oldest seq first.
-fn lease_script() -> String {
-    format!(
-        "{NOW}local max = tonumber(ARGV[1])
-local lease_end = now + tonumber(ARGV[2])
-local due = {{}}
-for _, z in ipairs({{KEYS[2], KEYS[3]}}) do
-  for _, s in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, max)) do
-    table.insert(due, s)
+/// KEYS: the partition streams. ARGV: group. Creates each stream and its group.
+const CREATE_GROUPS: &str = "for _, k in ipairs(KEYS) do
+  local r = redis.pcall('XGROUP', 'CREATE', k, ARGV[1], '0', 'MKSTREAM')
+  if type(r) == 'table' and r.err and not string.find(r.err, 'BUSYGROUP', 1, true) then
+    return r
   end
 end
-table.sort(due, function(a, b) return tonumber(a) < tonumber(b) end)
-local out = {{}}
-for _, s in ipairs(due) do
-  if #out >= max then break end
-  local id = '0-' .. s
-  redis.call('ZREM', KEYS[2], s)
-  redis.call('ZREM', KEYS[3], s)
-  local c = redis.call('XCLAIM', KEYS[1], ARGV[3], ARGV[4], 0, id)
-  if type(c[1]) == 'table' and c[1][2] then
-    redis.call('ZADD', KEYS[2], lease_end, s)
-    local p = redis.call('XPENDING', KEYS[1], ARGV[3], id, id, 1)
-    table.insert(out, {{c[1][1], c[1][2], p[1][4]}})
-  end
-end
-if #out < max then
-  local r = redis.call('XREADGROUP', 'GROUP', ARGV[3], ARGV[4], 'COUNT', max - #out, 'STREAMS', KEYS[1], '>')
-  if r then
-    for _, e in ipairs(r[1][2]) do
-      redis.call('ZADD', KEYS[2], lease_end, string.sub(e[1], 3))
-      table.insert(out, {{e[1], e[2], 1}})
-    end
-  end
-end
-return out"
-    )
-}
+return #KEYS";
 
-/// KEYS: stream, open, leased, delayed, done, dead. ARGV: seq, kind (done|retry|dead),
-/// delay ms or reason, group. Returns 1 when applied or already final, 0 when unknown.
-fn settle_script() -> String {
-    format!(
-        "{NOW}local s = ARGV[1]
-if redis.call('ZSCORE', KEYS[5], s) or redis.call('HEXISTS', KEYS[6], s) == 1 then return 1 end
-if not redis.call('ZSCORE', KEYS[2], s) then return 0 end
-local kind = ARGV[2]
-if kind == 'retry' then
-  redis.call('ZREM', KEYS[3], s)
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), s)
+/// KEYS: hold key. ARGV: owner, ttl ms. 2: taken (was free), 1: renewed, 0: held by another.
+const HOLD: &str = "local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-redis.call('XACK', KEYS[1], ARGV[4], '0-' .. s)
-redis.call('ZREM', KEYS[2], s)
-redis.call('ZREM', KEYS[3], s)
-redis.call('ZREM', KEYS[4], s)
-if kind == 'done' then
-  redis.call('ZADD', KEYS[5], now, s)
-else
-  redis.call('HSET', KEYS[6], s, ARGV[3])
-end
-return 1"
-    )
-}
+if v then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 2";
 
-/// KEYS: stream, done. ARGV: age ms, chunk. Returns how many went.
-fn prune_script() -> String {
-    format!(
-        "{NOW}local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
-for _, s in ipairs(gone) do
-  redis.call('XDEL', KEYS[1], '0-' .. s)
-  redis.call('ZREM', KEYS[2], s)
+/// KEYS: hold key. ARGV: owner.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
-return #gone"
-    )
-}
+return 0";
+
+/// KEYS: stream. ARGV: group, id. Deletes the entry only if it was pending (an unread entry
+/// is never dropped by a stray ack).
+const ACK: &str = "if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return 1
+end
+return 0";
+
+/// KEYS: the dedupe keys. ARGV: tag, ttl ms. One 1/0 per key.
+const CLAIM: &str = "local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    out[i] = 1
+  elseif redis.call('GET', k) == ARGV[1] then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out";
+
+/// KEYS: stream. ARGV: group, owner, cursor, count. Claims up to `count` pending entries from
+/// `cursor` on to `owner`. Returns `{next cursor, {{id, fields, deliveries}, ...}}`, in id
+/// order. Entries deleted behind the group's back (Redis 6.2 keeps them pending) are
+/// acknowledged away.
+const AUTOCLAIM: &str =
+    "local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'COUNT', ARGV[4])
+local live = {}
+for _, e in ipairs(r[2]) do
+  if type(e) == 'table' and e[2] then
+    table.insert(live, e)
+  elseif type(e) == 'table' and e[1] then
+    redis.call('XACK', KEYS[1], ARGV[1], e[1])
+  end
+end
+local counts = {}
+if #live > 0 then
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], live[1][1], live[#live][1], #live, ARGV[2])
+  for _, x in ipairs(p) do counts[x[1]] = x[4] end
+end
+local out = {}
+for _, e in ipairs(live) do
+  table.insert(out, {e[1], e[2], counts[e[1]] or 2})
+end
+return {r[1], out}";
 
 /// The scripts, hashed once (`EVALSHA`, loaded on demand by the client).
 struct Scripts {
-    append: Script,
-    lease: Script,
-    settle: Script,
-    prune: Script,
+    create_groups: Script,
+    hold: Script,
+    release: Script,
+    ack: Script,
+    claim: Script,
+    autoclaim: Script,
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            append: Script::new(APPEND),
-            lease: Script::new(&lease_script()),
-            settle: Script::new(&settle_script()),
-            prune: Script::new(&prune_script()),
+            create_groups: Script::new(CREATE_GROUPS),
+            hold: Script::new(HOLD),
+            release: Script::new(RELEASE),
+            ack: Script::new(ACK),
+            claim: Script::new(CLAIM),
+            autoclaim: Script::new(AUTOCLAIM),
         }
     }
 }
 
-/// A journal in Redis Streams. Cheap to share; every method is one round trip (a script or a
-/// pipeline), and any number of processes may use the same keys at once.
+/// Names of the keys of one log (see the module docs).
+struct Keys {
+    prefix: String,
+    streams: Vec<String>,
+    holds: Vec<String>,
+    dead: String,
+}
+
+impl Keys {
+    fn new(prefix: &str, partitions: u32) -> Self {
+        Keys {
+            prefix: prefix.to_string(),
+            streams: (0..partitions).map(|p| format!("{prefix}:p{p}")).collect(),
+            holds: (0..partitions)
+                .map(|p| format!("{prefix}:hold:p{p}"))
+                .collect(),
+            dead: format!("{prefix}:dead"),
+        }
+    }
+
+    fn dedupe(&self, key: &str) -> String {
+        format!("{}:dd:{key}", self.prefix)
+    }
+}
+
+/// What this client knows of one partition.
+#[derive(Default)]
+struct PartState {
+    /// The owner this client holds the partition for, as of its last `hold`.
+    held_by: Option<String>,
+    /// Incremented with every new holding, so a late result of an older one changes nothing.
+    epoch: u64,
+    /// `XAUTOCLAIM` cursor while pending entries remain to be taken over; `None` once new
+    /// entries are read.
+    backlog: Option<String>,
+    /// Highest entry id returned in this holding.
+    last: Option<(u64, u64)>,
+}
+
+/// A blocking read whose caller may have gone.
+struct Inflight {
+    epoch: u64,
+    handle: JoinHandle<redis::RedisResult<Value>>,
+}
+
+/// One partition's state, its read in flight and its connection for blocking reads.
+#[derive(Default)]
+struct Part {
+    state: Mutex<PartState>,
+    reading: tokio::sync::Mutex<Option<Inflight>>,
+    reader: Arc<Mutex<Option<MultiplexedConnection>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Part {
+    /// Records that `entries` (in id order) were returned in holding `epoch`.
+    fn returned(&self, epoch: u64, entries: &[Entry]) {
+        let mut s = lock(&self.state);
+        if s.epoch != epoch {
+            return;
+        }
+        if let Some(id) = entries.last().and_then(|e| parse_id(&e.id)) {
+            s.last = s.last.max(Some(id));
+        }
+    }
+
+    /// A read of holding `epoch` failed after the server may have handed it entries: take
+    /// this owner's pending entries after the last returned one before reading new ones.
+    fn dirty(&self, epoch: u64) {
+        let mut s = lock(&self.state);
+        if s.epoch == epoch && s.backlog.is_none() {
+            s.backlog = Some(match s.last {
+                None => CURSOR_START.to_string(),
+                Some((ms, seq)) => match seq.checked_add(1) {
+                    Some(seq) => format!("{ms}-{seq}"),
+                    None => format!("{}-0", ms.saturating_add(1)),
+                },
+            });
+        }
+    }
+}
+
+/// `<ms>-<seq>` of a stream id.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// A partitioned log in Redis Streams (see the module docs). Cheap to share; any number of
+/// processes may use the same prefix at once.
 pub struct Redis {
+    client: redis::Client,
     conn: ConnectionManager,
     keys: Keys,
-    scripts: Arc<Scripts>,
-    durability: Durability,
-    group_ready: OnceCell<()>,
+    scripts: Scripts,
+    parts: Vec<Part>,
     closed: AtomicBool,
 }
 
+/// Maps a client or server error; server messages name keys and commands, never values.
 fn unavailable(e: redis::RedisError) -> JournalError {
-    JournalError::Unavailable(format!("redis: {e}"))
+    let mut m = format!("redis: {e}");
+    if m.len() > ERROR_MAX {
+        let mut end = ERROR_MAX;
+        while !m.is_char_boundary(end) {
+            end -= 1;
+        }
+        m.truncate(end);
+    }
+    JournalError::Unavailable(m)
+}
+
+fn corrupt(what: &str) -> JournalError {
+    JournalError::Corrupt(format!("redis: unexpected {what}"))
 }
 
 fn ms(d: Duration) -> u64 {
@@ -194,426 +284,617 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl Redis {
-    /// Connects lazily to `url` (`redis://host:port[/db]`, `rediss://` is not built in): the
-    /// first call opens the connection, and a lost connection is re-established on later
-    /// calls. Operations time out after 10 s.
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`; `rediss://` is not built
+    /// in) and creates the `partitions` streams with their consumer group under `prefix`.
+    /// A connection lost later is re-established by later calls; commands time out after
+    /// 10 s.
     ///
     /// # Errors
-    /// [`JournalError::Unavailable`] when `url` is not a Redis URL.
-    pub fn open(url: &str, prefix: &str, durability: Durability) -> Result<Self, JournalError> {
+    /// [`JournalError::Unavailable`] when `url` is not a Redis URL (naming `journal.url`), the
+    /// server cannot be reached, or refuses the streams.
+    pub async fn open(url: &str, prefix: &str, partitions: u32) -> Result<Self, JournalError> {
+        if partitions == 0 {
+            return Err(JournalError::Unavailable(
+                "journal.partitions = 0: must be 1..=1024".into(),
+            ));
+        }
+        // The URL may carry a password: never echo it.
         let client = redis::Client::open(url).map_err(|e| {
-            JournalError::Unavailable(format!("journal.url is not a redis URL: {e}"))
+            JournalError::Unavailable(format!("journal.url is not a redis URL: {}", e.category()))
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
-        Ok(Redis {
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|e| {
+                JournalError::Unavailable(format!("redis: cannot reach journal.url: {e}"))
+            })?;
+        let log = Redis {
+            client,
             conn,
-            keys: Keys::new(prefix),
-            scripts: Arc::new(Scripts::new()),
-            durability,
-            group_ready: OnceCell::new(),
+            keys: Keys::new(prefix, partitions),
+            scripts: Scripts::new(),
+            parts: (0..partitions).map(|_| Part::default()).collect(),
             closed: AtomicBool::new(false),
+        };
+        log.create_groups(&log.keys.streams).await?;
+        Ok(log)
+    }
+
+    /// Creates these streams and their group where missing (also after the data was lost:
+    /// `NOGROUP`).
+    async fn create_groups(&self, streams: &[String]) -> Result<(), JournalError> {
+        let mut c = self.conn.clone();
+        let mut inv = self.scripts.create_groups.prepare_invoke();
+        for s in streams {
+            inv.key(s);
+        }
+        inv.arg(GROUP);
+        let _: i64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn part(&self, p: u32) -> Result<&Part, JournalError> {
+        self.parts.get(p as usize).ok_or_else(|| {
+            JournalError::Unavailable(format!(
+                "redis: partition {p} out of range 0..{}",
+                self.parts.len()
+            ))
         })
     }
 
-    fn check_open(&self) -> Result<(), JournalError> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(JournalError::Closed)
-        } else {
-            Ok(())
+    fn stream(&self, p: u32) -> &str {
+        &self.keys.streams[p as usize]
+    }
+
+    /// One `XAUTOCLAIM` step of the takeover: `(next cursor, entries)`.
+    async fn autoclaim(
+        &self,
+        p: u32,
+        owner: &str,
+        cursor: &str,
+        count: usize,
+    ) -> Result<(String, Vec<Entry>), JournalError> {
+        let invoke = || async {
+            let mut c = self.conn.clone();
+            self.scripts
+                .autoclaim
+                .key(self.stream(p))
+                .arg(GROUP)
+                .arg(owner)
+                .arg(cursor)
+                .arg(count)
+                .invoke_async::<Value>(&mut c)
+                .await
+        };
+        let reply = match invoke().await {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.create_groups(&self.keys.streams[p as usize..=p as usize])
+                    .await?;
+                invoke().await
+            }
+            r => r,
+        }
+        .map_err(unavailable)?;
+        let Value::Array(mut parts) = reply else {
+            return Err(corrupt("XAUTOCLAIM reply"));
+        };
+        if parts.len() != 2 {
+            return Err(corrupt("XAUTOCLAIM reply"));
+        }
+        let entries = parts.pop().unwrap_or(Value::Nil);
+        let next = text(parts.pop().unwrap_or(Value::Nil)).ok_or_else(|| corrupt("cursor"))?;
+        let Value::Array(entries) = entries else {
+            return Err(corrupt("XAUTOCLAIM entries"));
+        };
+        let entries = entries
+            .into_iter()
+            .map(|e| {
+                let Value::Array(e) = e else {
+                    return Err(corrupt("claimed entry"));
+                };
+                let mut it = e.into_iter();
+                let (Some(id), Some(fields), Some(Value::Int(n))) =
+                    (it.next(), it.next(), it.next())
+                else {
+                    return Err(corrupt("claimed entry"));
+                };
+                Ok(Entry {
+                    id: text(id).ok_or_else(|| corrupt("entry id"))?,
+                    record: record_of(fields)?,
+                    deliveries: u32::try_from(n).unwrap_or(u32::MAX).max(2),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((next, entries))
+    }
+
+    /// Starts `XREADGROUP ... >` on the partition's reading connection, as a task that
+    /// finishes even when the caller stops waiting.
+    fn spawn_read(
+        &self,
+        p: u32,
+        owner: &str,
+        max: usize,
+        wait: Duration,
+    ) -> JoinHandle<redis::RedisResult<Value>> {
+        let client = self.client.clone();
+        let slot = Arc::clone(&self.parts[p as usize].reader);
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(owner).arg("COUNT").arg(max);
+        if !wait.is_zero() {
+            cmd.arg("BLOCK").arg(ms(wait).max(1));
+        }
+        cmd.arg("STREAMS").arg(self.stream(p)).arg(">");
+        tokio::spawn(async move {
+            let held = lock(&slot).take();
+            let mut conn = match held {
+                Some(c) => c,
+                None => {
+                    // No response timeout on it: the read blocks for `wait` by design.
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(Duration::from_secs(5)))
+                        .set_response_timeout(None);
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?
+                }
+            };
+            match tokio::time::timeout(wait + READ_MARGIN, cmd.query_async::<Value>(&mut conn))
+                .await
+            {
+                Ok(Ok(v)) => {
+                    *lock(&slot) = Some(conn);
+                    Ok(v)
+                }
+                Ok(Err(e)) => {
+                    // A server error leaves the connection usable; anything else drops it.
+                    if matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                    ) {
+                        *lock(&slot) = Some(conn);
+                    }
+                    Err(e)
+                }
+                Err(_) => Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "blocking read got no reply in time",
+                ))),
+            }
+        })
+    }
+
+    /// Waits for the read in `slot` and turns its reply into entries.
+    async fn finish_read(
+        &self,
+        p: u32,
+        part: &Part,
+        slot: &mut Option<Inflight>,
+    ) -> Result<Vec<Entry>, JournalError> {
+        let Some(inflight) = slot.as_mut() else {
+            return Ok(Vec::new());
+        };
+        // Cancel-safe: if this await is dropped, the task stays in `slot` for the next read.
+        let joined = (&mut inflight.handle).await;
+        let epoch = inflight.epoch;
+        *slot = None;
+        let reply = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                part.dirty(epoch);
+                return Err(JournalError::Unavailable(format!("redis: read task: {e}")));
+            }
+        };
+        match reply {
+            Ok(v) => {
+                let entries = xread_entries(v)?;
+                part.returned(epoch, &entries);
+                if lock(&part.state).epoch == epoch {
+                    Ok(entries)
+                } else {
+                    // A newer holding takes these over from the pending list.
+                    Ok(Vec::new())
+                }
+            }
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.create_groups(&self.keys.streams[p as usize..=p as usize])
+                    .await?;
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                part.dirty(epoch);
+                Err(unavailable(e))
+            }
         }
     }
+}
 
-    /// Creates the stream and the consumer group once (`BUSYGROUP` means another replica did).
-    async fn ensure_group(&self) -> Result<(), JournalError> {
-        self.group_ready
-            .get_or_try_init(|| async {
-                let mut c = self.conn.clone();
-                let r: redis::RedisResult<Value> = redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(&self.keys.stream)
-                    .arg(GROUP)
-                    .arg("0")
-                    .arg("MKSTREAM")
-                    .query_async(&mut c)
-                    .await;
-                match r {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-                    Err(e) => Err(unavailable(e)),
-                }
-            })
-            .await
-            .map(|_| ())
-    }
-
-    /// Reads `seq` with its state through this journal's connection, `None` when absent
-    /// (never issued or pruned).
-    ///
-    /// # Errors
-    /// [`JournalError::Unavailable`] on a Redis error, [`JournalError::Corrupt`] when the
-    /// entry cannot be decoded.
-    pub async fn get(&self, seq: Seq) -> Result<Option<Stored>, JournalError> {
-        let mut c = self.conn.clone();
-        get_with(&mut c, &self.keys, seq).await
+impl Drop for Redis {
+    fn drop(&mut self) {
+        // Like a process that died: blocking reads end now, holds simply expire.
+        for part in &self.parts {
+            if let Ok(slot) = part.reading.try_lock()
+                && let Some(inflight) = slot.as_ref()
+            {
+                inflight.handle.abort();
+            }
+        }
     }
 }
 
-/// A stored request with its state, as read by [`Redis::get`] or [`read`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    /// Sequence number.
-    pub seq: Seq,
-    /// The request as appended (`received_at` at millisecond precision).
-    pub request: Request,
-    /// Dispatch state (a retry waiting for its time is `Pending`).
-    pub state: State,
-    /// Reason, when dead-lettered.
-    pub dead_reason: Option<String>,
-}
-
-/// Reads `seq` through a new connection to `url` (for tools and tests that must not share
-/// the server's connection).
-///
-/// # Errors
-/// As [`Redis::get`], plus [`JournalError::Unavailable`] when the server cannot be reached.
-pub async fn read(url: &str, prefix: &str, seq: Seq) -> Result<Option<Stored>, JournalError> {
-    let client = redis::Client::open(url).map_err(unavailable)?;
-    let mut c = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(unavailable)?;
-    get_with(&mut c, &Keys::new(prefix), seq).await
-}
-
-async fn get_with(
-    c: &mut impl redis::aio::ConnectionLike,
-    keys: &Keys,
-    seq: Seq,
-) -> Result<Option<Stored>, JournalError> {
-    let id = format!("0-{seq}");
-    let (entries, done, dead, leased): (Value, Option<f64>, Option<String>, Option<f64>) =
-        redis::pipe()
-            .cmd("XRANGE")
-            .arg(&keys.stream)
-            .arg(&id)
-            .arg(&id)
-            .cmd("ZSCORE")
-            .arg(&keys.done)
-            .arg(seq)
-            .cmd("HGET")
-            .arg(&keys.dead)
-            .arg(seq)
-            .cmd("ZSCORE")
-            .arg(&keys.leased)
-            .arg(seq)
-            .query_async(c)
-            .await
-            .map_err(unavailable)?;
-    let Value::Array(entries) = entries else {
-        return Err(corrupt("XRANGE reply"));
-    };
-    let Some(Value::Array(entry)) = entries.into_iter().next() else {
-        return Ok(None);
-    };
-    let fields = entry.into_iter().nth(1).ok_or_else(|| corrupt("entry"))?;
-    let request = decode_request(fields)?;
-    let state = if done.is_some() {
-        State::Done
-    } else if dead.is_some() {
-        State::Dead
-    } else if leased.is_some() {
-        State::Leased
-    } else {
-        State::Pending
-    };
-    Ok(Some(Stored {
-        seq,
-        request,
-        state,
-        dead_reason: dead,
-    }))
-}
-
-fn corrupt(what: &str) -> JournalError {
-    JournalError::Corrupt(format!("redis: unexpected {what}"))
-}
-
-fn text(v: Vec<u8>, what: &str) -> Result<String, JournalError> {
-    String::from_utf8(v).map_err(|_| corrupt(what))
-}
-
-fn bytes_of(v: Value) -> Option<Vec<u8>> {
+/// Text of a bulk or simple string.
+fn text(v: Value) -> Option<String> {
     match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        Value::Int(n) => Some(n.to_string().into_bytes()),
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
         _ => None,
     }
 }
 
-/// Decodes a stream entry's flat `[field, value, ...]` array.
-fn decode_request(fields: Value) -> Result<Request, JournalError> {
-    let Value::Array(flat) = fields else {
-        return Err(corrupt("entry fields"));
+/// The `r` field of an entry's flat `[field, value, ...]` array (or map).
+fn record_of(fields: Value) -> Result<Bytes, JournalError> {
+    let pairs: Vec<(Value, Value)> = match fields {
+        Value::Array(flat) => {
+            let mut it = flat.into_iter();
+            std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
+        }
+        Value::Map(m) => m,
+        _ => return Err(corrupt("entry fields")),
     };
-    let mut id = None;
-    let mut source = None;
-    let mut received_at = None;
-    let mut body = None;
-    let mut r = Request {
-        id: String::new(),
-        source: String::new(),
-        received_at: UNIX_EPOCH,
-        body: Bytes::new(),
-        content_type: None,
-        signature: None,
-        peer: None,
-        valid_json: false,
-    };
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        let k = bytes_of(k).ok_or_else(|| corrupt("field name"))?;
-        let v = bytes_of(v).ok_or_else(|| corrupt("field value"))?;
-        match k.as_slice() {
-            b"id" => id = Some(text(v, "id")?),
-            b"source" => source = Some(text(v, "source")?),
-            b"received_at" => {
-                let n: u64 = text(v, "received_at")?
-                    .parse()
-                    .map_err(|_| corrupt("received_at"))?;
-                received_at = Some(UNIX_EPOCH + Duration::from_millis(n));
-            }
-            b"body" => body = Some(Bytes::from(v)),
-            b"content_type" => r.content_type = Some(text(v, "content_type")?),
-            b"signature" => r.signature = Some(text(v, "signature")?),
-            b"peer" => r.peer = Some(text(v, "peer")?),
-            b"valid_json" => r.valid_json = v == b"1",
-            _ => {}
+    for (k, v) in pairs {
+        if matches!(&k, Value::BulkString(b) if b == b"r")
+            && let Value::BulkString(b) = v
+        {
+            return Ok(Bytes::from(b));
         }
     }
-    r.id = id.ok_or_else(|| corrupt("entry without id"))?;
-    r.source = source.ok_or_else(|| corrupt("entry without source"))?;
-    r.received_at = received_at.ok_or_else(|| corrupt("entry without received_at"))?;
-    r.body = body.ok_or_else(|| corrupt("entry without body"))?;
-    Ok(r)
+    Err(corrupt("entry without r"))
 }
 
-/// `0-<seq>` → seq.
-fn seq_of(id: &[u8]) -> Result<Seq, JournalError> {
-    std::str::from_utf8(id)
-        .ok()
-        .and_then(|s| s.strip_prefix("0-"))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| corrupt("stream id"))
-}
-
-fn decode_leased(v: Value) -> Result<Leased, JournalError> {
-    let Value::Array(parts) = v else {
-        return Err(corrupt("lease reply"));
+/// `[[id, fields], ...]` of `XRANGE` and of one stream of `XREADGROUP`.
+fn range_entries(v: Value) -> Result<Vec<(String, Bytes)>, JournalError> {
+    let Value::Array(entries) = v else {
+        return Err(corrupt("entry list"));
     };
-    let mut it = parts.into_iter();
-    let (Some(id), Some(fields), Some(Value::Int(attempt))) = (it.next(), it.next(), it.next())
-    else {
-        return Err(corrupt("lease reply"));
-    };
-    Ok(Leased {
-        seq: seq_of(&bytes_of(id).ok_or_else(|| corrupt("stream id"))?)?,
-        request: decode_request(fields)?,
-        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-    })
+    entries
+        .into_iter()
+        .map(|e| {
+            let Value::Array(e) = e else {
+                return Err(corrupt("entry"));
+            };
+            let mut it = e.into_iter();
+            let (Some(id), Some(fields)) = (it.next(), it.next()) else {
+                return Err(corrupt("entry"));
+            };
+            Ok((
+                text(id).ok_or_else(|| corrupt("entry id"))?,
+                record_of(fields)?,
+            ))
+        })
+        .collect()
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, ms)
+/// The entries of a one-stream `XREADGROUP` reply (nil when the wait passed empty).
+fn xread_entries(v: Value) -> Result<Vec<Entry>, JournalError> {
+    let entries = match v {
+        Value::Nil => return Ok(Vec::new()),
+        // RESP2: [[stream, entries]]
+        Value::Array(streams) => match streams.into_iter().next() {
+            Some(Value::Array(s)) => s.into_iter().nth(1),
+            None => return Ok(Vec::new()),
+            _ => return Err(corrupt("XREADGROUP reply")),
+        },
+        // RESP3: {stream: entries}
+        Value::Map(m) => m.into_iter().next().map(|(_, v)| v),
+        _ => return Err(corrupt("XREADGROUP reply")),
+    };
+    let Some(entries) = entries else {
+        return Ok(Vec::new());
+    };
+    Ok(range_entries(entries)?
+        .into_iter()
+        .map(|(id, record)| Entry {
+            id,
+            record,
+            deliveries: 1,
+        })
+        .collect())
+}
+
+/// Count of an `XPENDING` summary reply `[count, min, max, consumers]`.
+fn pending_count(v: &Value) -> Option<u64> {
+    match v {
+        Value::Array(a) => match a.first() {
+            Some(Value::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[async_trait::async_trait]
-impl Journal for Redis {
-    async fn append(&self, request: Request) -> Result<Appended, JournalError> {
-        self.check_open()?;
-        let mut inv = self.scripts.append.prepare_invoke();
-        inv.key(&self.keys.stream)
-            .key(&self.keys.seq)
-            .key(&self.keys.open)
-            .arg(unix_ms(request.received_at));
-        inv.arg("id")
-            .arg(&request.id)
-            .arg("source")
-            .arg(&request.source)
-            .arg("received_at")
-            .arg(unix_ms(request.received_at))
-            .arg("body")
-            .arg(request.body.as_ref())
-            .arg("valid_json")
-            .arg(if request.valid_json { "1" } else { "0" });
-        for (name, value) in [
-            ("content_type", &request.content_type),
-            ("signature", &request.signature),
-            ("peer", &request.peer),
-        ] {
-            if let Some(v) = value {
-                inv.arg(name).arg(v);
-            }
-        }
-        let mut c = self.conn.clone();
-        let seq: u64 = inv.invoke_async(&mut c).await.map_err(unavailable)?;
-        Ok(Appended { seq })
+impl Log for Redis {
+    fn partitions(&self) -> u32 {
+        u32::try_from(self.parts.len()).unwrap_or(u32::MAX)
     }
 
-    async fn lease(&self, max: usize, lease_for: Duration) -> Result<Vec<Leased>, JournalError> {
-        self.check_open()?;
+    async fn append(&self, p: u32, msg_id: &str, record: Bytes) -> Result<(), JournalError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        self.part(p)?;
+        let mut c = self.conn.clone();
+        let _: Value = redis::cmd("XADD")
+            .arg(self.stream(p))
+            .arg("*")
+            .arg("r")
+            .arg(record.as_ref())
+            .arg("m")
+            .arg(msg_id)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn hold(&self, p: u32, owner: &str, ttl: Duration) -> Result<bool, JournalError> {
+        let part = self.part(p)?;
+        let mut c = self.conn.clone();
+        let r: i64 = self
+            .scripts
+            .hold
+            .key(&self.keys.holds[p as usize])
+            .arg(owner)
+            .arg(ms(ttl).max(1))
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let mut s = lock(&part.state);
+        if r == 0 {
+            s.held_by = None;
+            return Ok(false);
+        }
+        // Renewed in Redis yet unknown here: an earlier process of the same owner name held
+        // it, and its unacknowledged entries are pending under that name.
+        if r == 2 || s.held_by.as_deref() != Some(owner) {
+            s.epoch += 1;
+            s.backlog = Some(CURSOR_START.to_string());
+            s.last = None;
+            s.held_by = Some(owner.to_string());
+        }
+        Ok(true)
+    }
+
+    async fn release(&self, p: u32, owner: &str) -> Result<(), JournalError> {
+        let part = self.part(p)?;
+        {
+            let mut s = lock(&part.state);
+            s.held_by = None;
+            s.epoch += 1;
+            s.backlog = None;
+            s.last = None;
+        }
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .release
+            .key(&self.keys.holds[p as usize])
+            .arg(owner)
+            .invoke_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        p: u32,
+        owner: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Entry>, JournalError> {
+        let part = self.part(p)?;
         if max == 0 {
             return Ok(Vec::new());
         }
-        self.ensure_group().await?;
-        let mut c = self.conn.clone();
-        let reply: Value = self
-            .scripts
-            .lease
-            .key(&self.keys.stream)
-            .key(&self.keys.leased)
-            .key(&self.keys.delayed)
-            .arg(max.min(LEASE_MAX))
-            .arg(ms(lease_for).max(1))
-            .arg(GROUP)
-            .arg(CONSUMER)
-            .invoke_async(&mut c)
-            .await
-            .map_err(unavailable)?;
-        match reply {
-            Value::Array(items) => items.into_iter().map(decode_leased).collect(),
-            Value::Nil => Ok(Vec::new()),
-            _ => Err(corrupt("lease reply")),
+        let mut slot = part.reading.lock().await;
+        // A read whose caller went away while it blocked: its entries come first.
+        if slot.is_some() {
+            let got = self.finish_read(p, part, &mut slot).await?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
         }
-    }
-
-    async fn settle(&self, seq: Seq, settlement: Settlement) -> Result<(), JournalError> {
-        self.check_open()?;
-        self.ensure_group().await?;
-        let (kind, arg) = match settlement {
-            Settlement::Done => ("done", String::new()),
-            Settlement::Retry { after } => ("retry", ms(after).to_string()),
-            Settlement::DeadLetter { reason } => ("dead", reason),
+        let (epoch, backlog) = {
+            let s = lock(&part.state);
+            (s.epoch, s.backlog.clone())
         };
+        if let Some(mut cursor) = backlog {
+            let mut out = Vec::new();
+            let mut done = false;
+            while !done && out.len() < max {
+                let (next, got) = self.autoclaim(p, owner, &cursor, max - out.len()).await?;
+                out.extend(got);
+                done = next == CURSOR_START;
+                cursor = next;
+            }
+            {
+                let mut s = lock(&part.state);
+                if s.epoch == epoch {
+                    s.backlog = (!done).then_some(cursor);
+                }
+            }
+            part.returned(epoch, &out);
+            if !out.is_empty() {
+                return Ok(out);
+            }
+        }
+        *slot = Some(Inflight {
+            epoch,
+            handle: self.spawn_read(p, owner, max, wait),
+        });
+        self.finish_read(p, part, &mut slot).await
+    }
+
+    async fn ack(&self, p: u32, _owner: &str, id: &EntryId) -> Result<(), JournalError> {
+        self.part(p)?;
         let mut c = self.conn.clone();
-        let applied: i64 = self
+        let _: i64 = self
             .scripts
-            .settle
-            .key(&self.keys.stream)
-            .key(&self.keys.open)
-            .key(&self.keys.leased)
-            .key(&self.keys.delayed)
-            .key(&self.keys.done)
-            .key(&self.keys.dead)
-            .arg(seq)
-            .arg(kind)
-            .arg(arg)
+            .ack
+            .key(self.stream(p))
             .arg(GROUP)
+            .arg(id)
             .invoke_async(&mut c)
             .await
             .map_err(unavailable)?;
-        if applied == 1 {
-            Ok(())
-        } else {
-            Err(JournalError::NotFound(seq))
-        }
+        Ok(())
     }
 
-    async fn stats(&self) -> Result<Stats, JournalError> {
+    async fn claim(
+        &self,
+        p: u32,
+        keys: &[String],
+        tag: &str,
+        ttl: Duration,
+    ) -> Result<Vec<bool>, JournalError> {
+        self.part(p)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.scripts.claim.prepare_invoke();
+        for k in keys {
+            inv.key(self.keys.dedupe(k));
+        }
+        inv.arg(tag).arg(ms(ttl).max(1));
         let mut c = self.conn.clone();
-        let k = &self.keys;
-        let (total, open, leased, done, dead, oldest, now): (
-            u64,
-            u64,
-            u64,
-            u64,
-            u64,
-            Vec<(String, f64)>,
-            (u64, u64),
-        ) = redis::pipe()
-            .cmd("XLEN")
-            .arg(&k.stream)
-            .cmd("ZCARD")
-            .arg(&k.open)
-            .cmd("ZCARD")
-            .arg(&k.leased)
-            .cmd("ZCARD")
-            .arg(&k.done)
-            .cmd("HLEN")
-            .arg(&k.dead)
-            .cmd("ZRANGE")
-            .arg(&k.open)
-            .arg(0)
-            .arg(0)
-            .arg("WITHSCORES")
-            .cmd("TIME")
+        let got: Vec<i64> = inv.invoke_async(&mut c).await.map_err(unavailable)?;
+        if got.len() != keys.len() {
+            return Err(corrupt("claim reply"));
+        }
+        Ok(got.into_iter().map(|n| n == 1).collect())
+    }
+
+    async fn bury(&self, record: Bytes) -> Result<(), JournalError> {
+        let mut c = self.conn.clone();
+        let _: Value = redis::cmd("XADD")
+            .arg(&self.keys.dead)
+            .arg("*")
+            .arg("r")
+            .arg(record.as_ref())
             .query_async(&mut c)
             .await
             .map_err(unavailable)?;
-        let now_ms = now.0 * 1000 + now.1 / 1000;
-        Ok(Stats {
-            total,
-            pending: open.saturating_sub(leased),
-            leased,
-            done,
-            dead,
-            // Scores are whole unix ms, exact in an f64.
-            oldest_pending_age_secs: oldest
-                .first()
-                .map(|(_, at)| now_ms.saturating_sub(*at as u64) / 1000),
-            size_bytes: None,
-            deliveries: None,
-        })
+        Ok(())
     }
 
-    async fn health(&self) -> Result<(), JournalError> {
-        self.check_open()?;
+    async fn dead(
+        &self,
+        after: Option<DeadId>,
+        limit: usize,
+    ) -> Result<Vec<(DeadId, Bytes)>, JournalError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let start = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
         let mut c = self.conn.clone();
-        let r: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
+        let v: Value = redis::cmd("XRANGE")
+            .arg(&self.keys.dead)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        range_entries(v)
+    }
+
+    async fn remove_dead(&self, ids: &[DeadId]) -> Result<u64, JournalError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.conn.clone();
+        redis::cmd("XDEL")
+            .arg(&self.keys.dead)
+            .arg(ids)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn stats(&self) -> Result<LogStats, JournalError> {
+        let mut pipe = redis::pipe();
+        for s in &self.keys.streams {
+            pipe.cmd("XLEN").arg(s).cmd("XPENDING").arg(s).arg(GROUP);
+        }
+        pipe.cmd("XLEN").arg(&self.keys.dead);
+        let mut c = self.conn.clone();
+        let replies: Vec<Value> = pipe.query_async(&mut c).await.map_err(unavailable)?;
+        let count = |v: &Value| match v {
+            Value::Int(n) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        let mut partitions = Vec::with_capacity(self.keys.streams.len());
+        for (p, pair) in (0u32..).zip(replies.chunks_exact(2)) {
+            partitions.push(PartitionStats {
+                partition: p,
+                depth: count(&pair[0]).ok_or_else(|| corrupt("XLEN reply"))?,
+                unacked: pending_count(&pair[1]),
+            });
+        }
+        let dead = replies
+            .last()
+            .and_then(count)
+            .ok_or_else(|| corrupt("XLEN reply"))?;
+        Ok(LogStats { partitions, dead })
+    }
+
+    async fn health(&self) -> Result<Option<String>, JournalError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(JournalError::Closed);
+        }
+        let mut c = self.conn.clone();
+        let _: Value = redis::cmd("PING")
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let config: Value = match redis::cmd("CONFIG")
             .arg("GET")
             .arg("append*")
             .query_async(&mut c)
-            .await;
-        let config = match r {
+            .await
+        {
             Ok(v) => v,
-            // Managed services often disable CONFIG: persistence is theirs to guarantee.
-            Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
-                let _: () = redis::cmd("PING")
-                    .query_async(&mut c)
-                    .await
-                    .map_err(unavailable)?;
-                return Ok(());
+            // Managed services often refuse CONFIG: persistence is theirs to guarantee.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                ) =>
+            {
+                return Ok(None);
             }
             Err(e) => return Err(unavailable(e)),
         };
-        persistence_problem(&config, self.durability)
-            .map_or(Ok(()), |m| Err(JournalError::Unavailable(m)))
-    }
-
-    async fn prune(&self, older_than: Duration) -> Result<u64, JournalError> {
-        self.check_open()?;
-        let mut c = self.conn.clone();
-        let mut total = 0;
-        loop {
-            let n: u64 = self
-                .scripts
-                .prune
-                .key(&self.keys.stream)
-                .key(&self.keys.done)
-                .arg(ms(older_than))
-                .arg(PRUNE_CHUNK)
-                .invoke_async(&mut c)
-                .await
-                .map_err(unavailable)?;
-            total += n;
-            if n < PRUNE_CHUNK as u64 {
-                return Ok(total);
+        let pairs: Vec<(String, String)> = match config {
+            Value::Array(flat) => {
+                let mut it = flat.into_iter();
+                std::iter::from_fn(|| Some((it.next()?, it.next()?)))
+                    .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                    .collect()
             }
-        }
+            Value::Map(m) => m
+                .into_iter()
+                .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                .collect(),
+            _ => return Ok(None),
+        };
+        Ok(persistence_problem(&pairs))
     }
 
     async fn close(&self) -> Result<(), JournalError> {
@@ -623,34 +904,30 @@ impl Journal for Redis {
     }
 }
 
-/// Why the server's persistence (from `CONFIG GET append*`, flat name/value pairs) does not
-/// give `durability`, if it does not: `appendonly no` keeps nothing across a restart;
-/// `fsync` needs `appendfsync always` (`everysec` may lose the last second on power loss,
-/// which `os` accepts).
-fn persistence_problem(config: &[String], durability: Durability) -> Option<String> {
+/// The warning for a server whose persistence (`CONFIG GET append*` pairs) does not give the
+/// fsync guarantee, if it does not: `appendonly yes` and `appendfsync always` are required.
+fn persistence_problem(config: &[(String, String)]) -> Option<String> {
     let get = |name: &str| {
         config
-            .chunks(2)
-            .find(|p| p[0] == name)
-            .and_then(|p| p.get(1))
-            .map(String::as_str)
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     };
-    if get("appendonly") != Some("yes") {
-        return Some(
-            "redis does not persist (appendonly is not yes): set appendonly yes and appendfsync always"
+    match (get("appendonly"), get("appendfsync")) {
+        (Some("yes"), Some("always")) => None,
+        (Some("yes"), Some("everysec")) => Some(
+            "redis appendfsync is everysec: a crash of the redis host may lose up to about 1 s of acknowledged webhooks; appendfsync always gives the fsync guarantee"
                 .into(),
-        );
-    }
-    match (durability, get("appendfsync")) {
-        (_, Some("always")) => None,
-        (Durability::Os, Some("everysec")) => None,
-        (Durability::Fsync, Some(other)) => Some(format!(
-            "redis appendfsync is {other}: journal.durability = \"fsync\" needs appendfsync always (or set journal.durability = \"os\" to accept everysec)"
+        ),
+        (Some("yes"), Some(other)) => Some(format!(
+            "redis appendfsync is {other}: the OS decides when appends reach the disk, so a crash of the redis host may lose acknowledged webhooks; appendfsync always gives the fsync guarantee"
         )),
-        (Durability::Os, Some(other)) => Some(format!(
-            "redis appendfsync is {other}: journal.durability = \"os\" needs everysec or always"
-        )),
-        (_, None) => Some("redis did not report appendfsync".into()),
+        (Some("yes"), None) => None,
+        (None, _) => None,
+        (Some(_), _) => Some(
+            "redis does not persist (appendonly no): acknowledged webhooks are lost if redis restarts; set appendonly yes and appendfsync always"
+                .into(),
+        ),
     }
 }
 
@@ -658,36 +935,79 @@ fn persistence_problem(config: &[String], durability: Durability) -> Option<Stri
 mod tests {
     use super::*;
 
-    fn cfg(pairs: &[&str]) -> Vec<String> {
-        pairs.iter().map(|s| (*s).to_string()).collect()
+    fn cfg(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
     }
 
     #[test]
     fn persistence_rules() {
-        let always = cfg(&["appendonly", "yes", "appendfsync", "always"]);
-        let everysec = cfg(&["appendfsync", "everysec", "appendonly", "yes"]);
-        let off = cfg(&["appendonly", "no", "appendfsync", "always"]);
-        assert_eq!(persistence_problem(&always, Durability::Fsync), None);
-        assert_eq!(persistence_problem(&everysec, Durability::Os), None);
-        assert!(persistence_problem(&everysec, Durability::Fsync).is_some());
+        let always = cfg(&[("appendonly", "yes"), ("appendfsync", "always")]);
+        assert_eq!(persistence_problem(&always), None);
+        let everysec = cfg(&[("appendfsync", "everysec"), ("appendonly", "yes")]);
         assert!(
-            persistence_problem(&off, Durability::Os)
+            persistence_problem(&everysec)
                 .unwrap()
-                .contains("appendonly")
+                .contains("appendfsync is everysec")
         );
+        let no = cfg(&[("appendonly", "yes"), ("appendfsync", "no")]);
         assert!(
-            persistence_problem(
-                &cfg(&["appendonly", "yes", "appendfsync", "no"]),
-                Durability::Os
-            )
-            .is_some()
+            persistence_problem(&no)
+                .unwrap()
+                .contains("appendfsync is no")
         );
+        let off = cfg(&[("appendonly", "no"), ("appendfsync", "always")]);
+        assert!(persistence_problem(&off).unwrap().contains("appendonly no"));
+        assert_eq!(persistence_problem(&[]), None, "nothing reported: no claim");
     }
 
     #[test]
-    fn stream_ids_map_to_seqs() {
-        assert_eq!(seq_of(b"0-42").unwrap(), 42);
-        assert!(seq_of(b"1700000000000-0").is_err());
-        assert!(seq_of(b"0-x").is_err());
+    fn stream_ids_and_replies_parse() {
+        assert_eq!(parse_id("1700000000000-3"), Some((1_700_000_000_000, 3)));
+        assert_eq!(parse_id("x-1"), None);
+        let bulk = |s: &[u8]| Value::BulkString(s.to_vec());
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk(b"P:p0"),
+            Value::Array(vec![Value::Array(vec![
+                bulk(b"1-0"),
+                Value::Array(vec![bulk(b"r"), bulk(b"\x00\xff"), bulk(b"m"), bulk(b"m1")]),
+            ])]),
+        ])]);
+        let got = xread_entries(reply).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].id.as_str(), &got[0].record[..], got[0].deliveries),
+            ("1-0", &b"\x00\xff"[..], 1)
+        );
+        assert!(xread_entries(Value::Nil).unwrap().is_empty());
+        assert!(record_of(Value::Array(vec![bulk(b"m"), bulk(b"x")])).is_err());
+    }
+
+    #[test]
+    fn a_failed_read_resumes_after_the_last_returned_entry() {
+        let part = Part::default();
+        part.dirty(0);
+        assert_eq!(lock(&part.state).backlog.as_deref(), Some("0-0"));
+        lock(&part.state).backlog = None;
+        let e = |id: &str| Entry {
+            id: id.into(),
+            record: Bytes::new(),
+            deliveries: 1,
+        };
+        part.returned(0, &[e("5-1"), e("7-2")]);
+        part.returned(1, &[e("9-0")]);
+        part.dirty(0);
+        assert_eq!(lock(&part.state).backlog.as_deref(), Some("7-3"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_names_the_setting() {
+        match Redis::open("http://x", "p", 1).await {
+            Err(JournalError::Unavailable(m)) => assert!(m.contains("journal.url"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened"),
+        }
     }
 }

@@ -1,21 +1,29 @@
-//! The redis backend against a redis-server this test starts itself on a free loopback port,
-//! with AOF on and fsync on every write: the shared conformance suite (each clause under its
-//! own server and key prefix), then a SIGKILL of the server after acknowledged appends.
+//! The redis backend of the broker log against `redis-server` processes this test starts
+//! itself on free loopback ports (AOF on, fsync on every write, no RDB), in temp dirs: the
+//! shared log conformance suite (a server per clause, a key prefix per client namespace),
+//! then a SIGKILL of the server after acknowledged appends, an outage the same client lives
+//! through, and the persistence warnings of `health`.
 #![cfg(feature = "redis")]
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use wagate_journal::conformance::{Factory, Record, Subject, sample};
-use wagate_journal::redis::{self, Redis};
-use wagate_journal::{Durability, Journal, JournalError, Seq, Settlement, State};
+use bytes::Bytes;
+use wagate_journal::JournalError;
+use wagate_journal::log::{Entry, Log, Record};
+use wagate_journal::log_conformance::{LogFactory, TTL, record};
+use wagate_journal::redis::Redis;
 
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
+const REDIS_SERVER: &str = "redis-server";
+
+/// What every server gets unless a test says otherwise: the durable setting.
+const DURABLE: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
 
 /// A redis-server child process; killed (SIGKILL) when dropped.
 struct Server {
@@ -25,37 +33,31 @@ struct Server {
 
 impl Server {
     /// Starts a server on a free port (another one if a racing process took the first).
-    fn start_any(dir: &Path) -> Server {
+    fn start_any(dir: &Path, persistence: &[&str]) -> Server {
         for _ in 0..5 {
-            if let Some(s) = Server::try_start(dir, free_port()) {
+            if let Some(s) = Server::try_start(dir, free_port(), persistence) {
                 return s;
             }
         }
         panic!("redis-server did not start on 5 ports");
     }
 
-    /// Starts a server on `port`, serving the AOF in `dir`.
+    /// Starts a durable server on `port`, serving the AOF in `dir`.
     fn start(dir: &Path, port: u16) -> Server {
-        Server::try_start(dir, port).expect("redis-server exited at start")
+        Server::try_start(dir, port, DURABLE).expect("redis-server exited at start")
     }
 
-    fn try_start(dir: &Path, port: u16) -> Option<Server> {
+    fn try_start(dir: &Path, port: u16, persistence: &[&str]) -> Option<Server> {
         let child = Command::new(REDIS_SERVER)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
+            .args(["--save", ""])
+            .args(persistence)
             .arg("--dir")
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start redis-server");
+            .expect("start redis-server (Debian package redis-server)");
         let mut server = Server { child, port };
         server.wait_ready().then_some(server)
     }
@@ -105,229 +107,288 @@ fn free_port() -> u16 {
         .port()
 }
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn unique_prefix() -> String {
-    format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-struct RedisFactory;
-
-struct RedisSubject {
-    _server: Server,
+/// One durable server per conformance clause; each namespace is a key prefix on it.
+struct RedisFactory {
+    server: Server,
     _dir: tempfile::TempDir,
-    url: String,
-    prefix: String,
-    journal: Arc<dyn Journal>,
 }
 
-#[async_trait::async_trait]
-impl Factory for RedisFactory {
-    async fn create(&self) -> Box<dyn Subject> {
+impl RedisFactory {
+    fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server::start_any(dir.path());
-        let url = server.url();
-        let prefix = unique_prefix();
-        let journal = Arc::new(Redis::open(&url, &prefix, Durability::Fsync).expect("open"));
-        Box::new(RedisSubject {
-            _server: server,
-            _dir: dir,
-            url,
-            prefix,
-            journal,
-        })
+        let server = Server::start_any(dir.path(), DURABLE);
+        RedisFactory { server, _dir: dir }
     }
 }
 
 #[async_trait::async_trait]
-impl Subject for RedisSubject {
-    fn journal(&self) -> Arc<dyn Journal> {
-        Arc::clone(&self.journal)
-    }
-    async fn read_fresh(&self, seq: Seq) -> Result<Option<Record>, JournalError> {
-        Ok(redis::read(&self.url, &self.prefix, seq)
-            .await?
-            .map(|s| Record {
-                request: s.request,
-                state: s.state,
-                dead_reason: s.dead_reason,
-            }))
+impl LogFactory for RedisFactory {
+    async fn open(&self, ns: &str, partitions: u32) -> Arc<dyn Log> {
+        Arc::new(
+            Redis::open(&self.server.url(), ns, partitions)
+                .await
+                .expect("open"),
+        )
     }
 }
 
 mod conformance {
-    wagate_journal::journal_conformance!(super::RedisFactory);
+    wagate_journal::log_conformance!(super::RedisFactory::new());
 }
 
-/// Every acknowledged append survives a SIGKILL of the server (AOF, `appendfsync always`),
-/// with its bytes and its state; seqs continue after the restart.
+/// Record number of an entry (`req-<n>`).
+fn number(e: &Entry) -> u64 {
+    match Record::decode(&e.record).expect("decodable") {
+        Record::Request(r) => r.id.trim_start_matches("req-").parse().expect("number"),
+        Record::Replay(_) => panic!("replay record"),
+    }
+}
+
+fn body_len(n: u64) -> usize {
+    100 + (n % 13) as usize * 97
+}
+
+/// Reads partition `p` as `owner` until a read comes back empty.
+async fn drain(log: &dyn Log, p: u32, owner: &str) -> Vec<Entry> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut out = Vec::new();
+    loop {
+        let got = log
+            .read(p, owner, 500, Duration::from_millis(100))
+            .await
+            .expect("read");
+        if got.is_empty() {
+            return out;
+        }
+        out.extend(got);
+        assert!(Instant::now() < deadline, "partition {p} never ran dry");
+    }
+}
+
+/// Every append acknowledged before a SIGKILL of the server (AOF, `appendfsync always`) is
+/// there after a restart on the same directory, byte for byte, once, in per-partition order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_appends_survive_a_sigkill_of_the_server() {
+    const PARTITIONS: u32 = 4;
+    const TASKS: u64 = 16;
+    const WANT: u64 = 2000;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_any(dir.path());
-    let port = server.port;
-    let url = server.url();
-    let j = Arc::new(Redis::open(&url, "wagate", Durability::Fsync).unwrap());
-    j.health().await.expect("AOF with fsync always is healthy");
+    let mut server = Server::start_any(dir.path(), DURABLE);
+    let (port, url) = (server.port, server.url());
+    let log = Arc::new(Redis::open(&url, "kill", PARTITIONS).await.unwrap());
+    assert_eq!(
+        log.health().await.unwrap(),
+        None,
+        "durable server: no warning"
+    );
 
-    // Concurrent appends; the server dies while some are in flight.
-    let tasks: Vec<_> = (0..8u64)
+    let acked = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
-            let j = Arc::clone(&j);
+            let (log, acked) = (Arc::clone(&log), Arc::clone(&acked));
             tokio::spawn(async move {
-                let mut acked = Vec::new();
-                for i in 0..10_000 {
-                    let n = t * 100_000 + i;
-                    match j.append(sample(n, 1500)).await {
-                        Ok(a) => acked.push((n, a.seq)),
-                        Err(_) => break,
+                let mut mine = Vec::new();
+                for i in 0..1_000_000u64 {
+                    let n = t * 1_000_000 + i;
+                    let p = (t % u64::from(PARTITIONS)) as u32;
+                    match log
+                        .append(p, &format!("m{n}"), record(n, body_len(n)))
+                        .await
+                    {
+                        Ok(()) => {
+                            mine.push(n);
+                            acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(JournalError::Unavailable(m)) => {
+                            assert!(m.starts_with("redis: "), "{m}");
+                            break;
+                        }
+                        Err(e) => panic!("append: {e}"),
                     }
                 }
-                acked
+                (t, mine)
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    server.kill();
-    let mut acked = Vec::new();
-    for t in tasks {
-        acked.extend(t.await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked.load(Ordering::Relaxed) < WANT {
+        assert!(Instant::now() < deadline, "appends too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    eprintln!("{} appends acknowledged before the kill", acked.len());
-    assert!(
-        acked.len() > 50,
-        "too few appends before the kill: {}",
-        acked.len()
-    );
-    assert!(
-        j.append(sample(1, 1)).await.is_err(),
-        "append acknowledged with the server down"
-    );
+    server.kill();
+    let mut by_task = Vec::new();
+    for t in tasks {
+        by_task.push(t.await.unwrap());
+    }
+    let total: usize = by_task.iter().map(|(_, m)| m.len()).sum();
+    eprintln!("{total} appends acknowledged before the SIGKILL");
+    assert!(total as u64 >= WANT);
 
     let _server = Server::start(dir.path(), port);
-    for (n, seq) in &acked {
-        let s = redis::read(&url, "wagate", *seq)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("acknowledged seq {seq} lost"));
-        assert_eq!(s.state, State::Pending);
-        assert_eq!(s.request.id, sample(*n, 0).id);
-        assert!(s.request.body == sample(*n, 1500).body, "body of seq {seq}");
+    let reader = Redis::open(&url, "kill", PARTITIONS).await.unwrap();
+    let mut position: Vec<HashMap<u64, (usize, Bytes)>> = Vec::new();
+    for p in 0..PARTITIONS {
+        assert!(reader.hold(p, "r", Duration::from_secs(60)).await.unwrap());
+        let got = drain(&reader, p, "r").await;
+        let mut at = HashMap::new();
+        for (i, e) in got.into_iter().enumerate() {
+            let n = number(&e);
+            assert!(
+                at.insert(n, (i, e.record)).is_none(),
+                "record {n} stored twice"
+            );
+        }
+        position.push(at);
     }
-    // The same journal value reconnects; seqs continue above every acknowledged one.
-    let j2 = Redis::open(&url, "wagate", Durability::Fsync).unwrap();
-    let next = j2.append(sample(7, 8)).await.unwrap().seq;
+    for (t, mine) in &by_task {
+        let p = (t % u64::from(PARTITIONS)) as usize;
+        let mut prev = None;
+        for n in mine {
+            let (i, rec) = position[p]
+                .get(n)
+                .unwrap_or_else(|| panic!("acknowledged record {n} lost"));
+            assert!(*rec == record(*n, body_len(*n)), "record {n} changed");
+            assert!(prev < Some(*i), "record {n} out of order in partition {p}");
+            prev = Some(*i);
+        }
+    }
+    // At most the appends in flight at the kill are there unacknowledged.
+    let stored: usize = position.iter().map(HashMap::len).sum();
     assert!(
-        acked.iter().all(|(_, s)| *s < next),
-        "seq reused after restart"
+        stored >= total && stored <= total + TASKS as usize,
+        "{stored}"
     );
-    let st = j2.stats().await.unwrap();
-    assert!(st.total > acked.len() as u64, "{st:?}");
 }
 
-/// `health` refuses a server that does not persist, and one whose fsync policy is weaker than
-/// `journal.durability` asks; `os` accepts `everysec`.
-#[tokio::test]
-async fn health_reports_a_server_that_does_not_persist() {
+/// While the server is down appends fail with `Unavailable`; once it is back the same client
+/// appends and reads again, and what was stored before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_client_works_again_after_an_outage() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_any(dir.path());
-    let url = server.url();
-    let cfg = |args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .args(["-u", &url, "CONFIG", "SET"])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        assert!(out.status.success());
+    let mut server = Server::start_any(dir.path(), DURABLE);
+    let port = server.port;
+    let log = Redis::open(&server.url(), "outage", 1).await.unwrap();
+    log.append(0, "m0", record(0, 10)).await.unwrap();
+    assert!(log.hold(0, "a", Duration::from_secs(60)).await.unwrap());
+    let first = log.read(0, "a", 10, Duration::ZERO).await.unwrap();
+    assert_eq!(first.iter().map(number).collect::<Vec<_>>(), [0]);
+
+    server.kill();
+    for n in 1..=3 {
+        let t = Instant::now();
+        match log.append(0, &format!("m{n}"), record(n, 10)).await {
+            Err(JournalError::Unavailable(m)) => assert!(m.starts_with("redis: "), "{m}"),
+            other => panic!("append with the server down: {other:?}"),
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(12),
+            "fails in bounded time"
+        );
+    }
+    assert!(log.health().await.is_err(), "health sees the outage");
+    assert!(log.read(0, "a", 10, Duration::ZERO).await.is_err());
+
+    let _server = Server::start(dir.path(), port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match log.append(0, "m10", record(10, 10)).await {
+            Ok(()) => break,
+            Err(JournalError::Unavailable(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("append after the restart: {e}"),
+        }
+    }
+    assert_eq!(log.health().await.unwrap(), None);
+    assert!(log.hold(0, "a", TTL).await.unwrap(), "still ours");
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        match log.read(0, "a", 10, Duration::from_millis(100)).await {
+            Ok(e) if e.is_empty() => break,
+            Ok(e) => got.extend(e),
+            Err(JournalError::Unavailable(_)) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    assert_eq!(got.iter().map(number).collect::<Vec<_>>(), [10]);
+    let stats = log.stats().await.unwrap();
+    assert_eq!(
+        stats.partitions[0].depth, 2,
+        "entry 0 unacknowledged, 10 new"
+    );
+}
+
+/// A read cancelled while it blocks loses nothing: the next read returns what it took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_read_loses_no_entry() {
+    let f = RedisFactory::new();
+    let log = f.open("cancel", 1).await;
+    assert!(log.hold(0, "a", TTL).await.unwrap());
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(200), log.read(0, "a", 10, TTL)).await;
+    assert!(cancelled.is_err(), "nothing to read yet");
+    log.append(0, "m1", record(1, 10)).await.unwrap();
+    let got = log.read(0, "a", 10, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|e| (number(e), e.deliveries))
+            .collect::<Vec<_>>(),
+        [(1, 1)]
+    );
+}
+
+/// `health` warns about a server that does not persist or does not fsync every write, and
+/// stays quiet where `CONFIG` is disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_warns_about_weak_persistence() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_any(dir.path(), &["--appendonly", "no"]);
+    let log = Redis::open(&server.url(), "h", 1).await.unwrap();
+    let w = log.health().await.unwrap().expect("a warning");
+    assert!(w.contains("appendonly no"), "{w}");
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let set = |name: &'static str, value: &'static str| {
+        let mut c = c.clone();
+        async move {
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
     };
-    let fsync = Redis::open(&url, "h", Durability::Fsync).unwrap();
-    let os = Redis::open(&url, "h", Durability::Os).unwrap();
-    assert!(fsync.health().await.is_ok());
-    cfg(&["appendfsync", "everysec"]);
-    match fsync.health().await {
-        Err(JournalError::Unavailable(m)) => assert!(m.contains("appendfsync"), "{m}"),
-        other => panic!("{other:?}"),
-    }
-    assert!(os.health().await.is_ok(), "os accepts everysec");
-    cfg(&["appendonly", "no"]);
-    match os.health().await {
-        Err(JournalError::Unavailable(m)) => assert!(m.contains("appendonly"), "{m}"),
-        other => panic!("{other:?}"),
-    }
-}
+    set("appendonly", "yes").await;
+    set("appendfsync", "everysec").await;
+    let w = log.health().await.unwrap().expect("a warning");
+    assert!(w.contains("everysec"), "{w}");
+    set("appendfsync", "always").await;
+    assert_eq!(log.health().await.unwrap(), None);
+    let _: () = redis::cmd("PING").query_async(&mut c).await.unwrap();
 
-/// A settle flows through the keys other replicas see: a second journal value on the same
-/// prefix does not lease what the first holds, and sees its dead letter.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_share_leases_and_states() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_any(dir.path());
-    let a = Redis::open(&server.url(), "wagate", Durability::Fsync).unwrap();
-    let b = Redis::open(&server.url(), "wagate", Durability::Fsync).unwrap();
-    let s1 = a.append(sample(1, 10)).await.unwrap().seq;
-    let s2 = b.append(sample(2, 10)).await.unwrap().seq;
-    assert!(s2 > s1);
-    let la = a.lease(1, Duration::from_secs(60)).await.unwrap();
-    let lb = b.lease(10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(la.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![s1]);
-    assert_eq!(lb.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![s2]);
-    b.settle(
-        s1,
-        Settlement::DeadLetter {
-            reason: "http_410".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let st = a.get(s1).await.unwrap().unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let managed = Server::start_any(dir2.path(), &["--rename-command", "CONFIG", ""]);
+    let log = Redis::open(&managed.url(), "h", 1).await.unwrap();
     assert_eq!(
-        (st.state, st.dead_reason.as_deref()),
-        (State::Dead, Some("http_410"))
-    );
-    let stats = a.stats().await.unwrap();
-    assert_eq!(
-        (stats.total, stats.leased, stats.dead),
-        (2, 1, 1),
-        "{stats:?}"
+        log.health().await.unwrap(),
+        None,
+        "CONFIG refused: PING only"
     );
 }
 
-/// Prune removes done requests older than the retention (then `NotFound`), keeps dead ones,
-/// and a due expired lease comes before new requests in one lease call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prune_and_lease_order_across_due_and_new_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_any(dir.path());
-    let j = Redis::open(&server.url(), "wagate", Durability::Fsync).unwrap();
-    let mut seqs = Vec::new();
-    for n in 0..6 {
-        seqs.push(j.append(sample(n, 32)).await.unwrap().seq);
+/// `open` names `journal.url` for a bad URL and fails for a server that is not there.
+#[tokio::test]
+async fn open_refuses_bad_urls_and_absent_servers() {
+    match Redis::open("redis://127.0.0.1:notaport", "p", 1).await {
+        Err(JournalError::Unavailable(m)) => assert!(m.contains("journal.url"), "{m}"),
+        other => panic!("{:?}", other.err()),
     }
-    let first = j.lease(3, Duration::from_millis(100)).await.unwrap();
-    assert_eq!(first.iter().map(|l| l.seq).collect::<Vec<_>>(), seqs[..3]);
-    j.settle(seqs[0], Settlement::Done).await.unwrap();
-    j.settle(seqs[1], Settlement::DeadLetter { reason: "x".into() })
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // seqs[2]'s lease expired: it comes first, then the new ones, in seq order.
-    let again = j.lease(10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(
-        again.iter().map(|l| (l.seq, l.attempt)).collect::<Vec<_>>(),
-        vec![(seqs[2], 2), (seqs[3], 1), (seqs[4], 1), (seqs[5], 1)]
-    );
-    assert_eq!(j.prune(Duration::from_secs(3600)).await.unwrap(), 0);
-    assert_eq!(j.prune(Duration::ZERO).await.unwrap(), 1);
-    assert!(j.get(seqs[0]).await.unwrap().is_none(), "pruned entry kept");
-    assert!(matches!(
-        j.settle(seqs[0], Settlement::Done).await,
-        Err(JournalError::NotFound(_))
-    ));
-    assert_eq!(j.get(seqs[1]).await.unwrap().unwrap().state, State::Dead);
-    let st = j.stats().await.unwrap();
-    assert_eq!(
-        (st.total, st.pending, st.leased, st.done, st.dead),
-        (5, 0, 4, 0, 1),
-        "{st:?}"
-    );
+    let port = free_port();
+    match Redis::open(&format!("redis://127.0.0.1:{port}"), "p", 1).await {
+        Err(JournalError::Unavailable(m)) => assert!(m.starts_with("redis: "), "{m}"),
+        other => panic!("{:?}", other.err()),
+    }
 }
