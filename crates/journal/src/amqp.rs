@@ -1,8 +1,9 @@
 //! The RabbitMQ backend of the partitioned log (`journal.backend = "amqp"`, cargo feature
 //! `amqp`, AMQP 0-9-1, RabbitMQ ≥ 3.10 with quorum and stream queues).
 //!
-//! Client: [`lapin`] 4 (async, runs on the caller's tokio runtime, maintained, publisher
-//! confirms and consumer streams built in). Its own connection recovery is not used: a
+//! Client: [`lapin`] 4, the most used AMQP client in Rust, maintained, with tokio as its
+//! default runtime (no adapter crate since 3.x), publisher confirms and consumer streams
+//! built in; `amqprs` would do too but has fewer users. Its own connection recovery is not used: a
 //! recovered connection would silently re-declare exclusive queues and consumers, which here
 //! mean "holding a partition". A lost connection is instead rebuilt lazily by the next call,
 //! and everything held over it is treated as lost. No TLS backend is built in (`amqps://` is
