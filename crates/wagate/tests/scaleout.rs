@@ -5,9 +5,9 @@
 //! acknowledged webhook must be delivered, in order per conversation, with duplicates bounded
 //! by what was in flight.
 
+mod common;
 #[path = "../../dispatch/tests/support/sink.rs"]
 mod sink;
-mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -31,16 +31,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// SIGKILL (what `Child::kill` sends on Unix), then reap.
 fn kill9(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status();
+    let _ = child.kill();
     let _ = child.wait();
 }
 
-/// A broker child process this test owns, so it can kill and restart it.
+/// A broker child process this test owns (in its own process group), so it can kill and
+/// restart it without touching the machine's services.
 struct Broker {
-    child: Child,
+    child: Option<Child>,
     port: u16,
     dir: PathBuf,
     kind: &'static str,
@@ -48,10 +48,9 @@ struct Broker {
 
 impl Broker {
     fn start(kind: &'static str, dir: &Path) -> Broker {
-        let port = free_port();
         let mut b = Broker {
-            child: Command::new("true").spawn().unwrap(),
-            port,
+            child: None,
+            port: free_port(),
             dir: dir.to_owned(),
             kind,
         };
@@ -60,6 +59,7 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        use std::os::unix::process::CommandExt;
         let port = self.port.to_string();
         let mut cmd = match self.kind {
             "redis" => {
@@ -80,14 +80,42 @@ impl Broker {
                     .arg(self.dir.join("js"));
                 c
             }
+            "amqp" => {
+                // An own RabbitMQ node: own name, cookie (HOME), ports and files.
+                let d = |name: &str| self.dir.join(name);
+                std::fs::write(
+                    d("rabbitmq.conf"),
+                    format!("listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n"),
+                )
+                .unwrap();
+                std::fs::write(d("rabbitmq-env.conf"), "").unwrap();
+                std::fs::write(d("enabled_plugins"), "[].\n").unwrap();
+                let mut c = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+                c.env("HOME", &self.dir)
+                    .env("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf"))
+                    .env("RABBITMQ_CONFIG_FILE", d("rabbitmq.conf"))
+                    .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
+                    .env("RABBITMQ_NODENAME", format!("wagate-so-{port}@localhost"))
+                    .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                    .env("RABBITMQ_NODE_PORT", &port)
+                    .env("RABBITMQ_DIST_PORT", free_port().to_string())
+                    .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
+                    .env("RABBITMQ_LOG_BASE", d("log"))
+                    .env("RABBITMQ_PID_FILE", d("pid"))
+                    .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+                c
+            }
             other => panic!("no broker process for {other}"),
         };
-        self.child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start broker");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.child = Some(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("start broker"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !self.ready() {
             assert!(Instant::now() < deadline, "{} did not start", self.kind);
             std::thread::sleep(Duration::from_millis(50));
@@ -107,19 +135,44 @@ impl Broker {
                     && &buf == b"+PONG"
             }
             // NATS greets with INFO; JetStream recovery happens before the port opens.
-            _ => {
+            "nats" => {
                 let mut buf = [0u8; 4];
                 c.read_exact(&mut buf).is_ok() && &buf == b"INFO"
             }
+            // RabbitMQ opens its AMQP listener once the node has booted.
+            _ => true,
         }
     }
 
     fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.kind, self.port)
+        match self.kind {
+            "amqp" => format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port),
+            k => format!("{k}://127.0.0.1:{}", self.port),
+        }
     }
 
-    fn kill_and_restart(&mut self, down_for: Duration) {
-        kill9(&mut self.child);
+    /// Sends `sig` to the broker's whole process group and reaps it.
+    fn signal_group(&mut self, sig: &str) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args([sig, "--", &format!("-{}", c.id())])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while c.try_wait().is_ok_and(|s| s.is_none()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Restarts the broker: `kill -9`, or a graceful stop when `graceful`.
+    fn restart(&mut self, graceful: bool, down_for: Duration) {
+        self.signal_group(if graceful { "-TERM" } else { "-KILL" });
         std::thread::sleep(down_for);
         self.spawn();
     }
@@ -127,7 +180,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        kill9(&mut self.child);
+        self.signal_group("-KILL");
     }
 }
 
@@ -190,6 +243,8 @@ breaker_failures = 1000
 struct Proc {
     child: Child,
     addr: Option<SocketAddr>,
+    /// Partitions it took (dispatchers), from its log.
+    taken: Arc<AtomicU64>,
 }
 
 impl Proc {
@@ -205,13 +260,18 @@ impl Proc {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let taken = Arc::new(AtomicU64::new(0));
+        let taken2 = taken.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if line.contains("partition taken") {
+                    taken2.fetch_add(1, Ordering::Relaxed);
+                }
                 if line.contains("wagate started") {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
                     let _ = tx.send(v["webhook"].as_str().map(|a| a.parse().unwrap()));
-                } else if line.contains("\"ERROR\"") || line.contains("panicked") {
+                } else if line.contains("panicked") {
                     eprintln!("wagate: {line}");
                 }
             }
@@ -219,7 +279,7 @@ impl Proc {
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("wagate started");
-        Proc { child, addr }
+        Proc { child, addr, taken }
     }
 }
 
@@ -254,7 +314,7 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>, refused: &Atom
 }
 
 /// The whole scenario against one backend. `restart` kills and restarts the broker mid-run.
-async fn scale_out(backend: &str, url: &str, restart: Option<&mut Broker>) {
+async fn scale_out(backend: &str, url: &str, restart: Option<(&mut Broker, bool)>) {
     const CONVS: u64 = 200;
     const PER: u64 = 10;
     let sink = Sink::start(
@@ -275,19 +335,21 @@ async fn scale_out(backend: &str, url: &str, restart: Option<&mut Broker>) {
             .as_millis()
     );
     let cfg = config(dir.path(), &sink.url(), backend, url, &prefix);
-    let mut ingests: Vec<Option<Proc>> = (0..3).map(|_| Some(Proc::start(&cfg, "ingest"))).collect();
+    let mut ingests: Vec<Option<Proc>> =
+        (0..3).map(|_| Some(Proc::start(&cfg, "ingest"))).collect();
     let upstreams: Vec<SocketAddr> = ingests
         .iter()
         .map(|p| p.as_ref().unwrap().addr.unwrap())
         .collect();
     let nginx = common::nginx::Nginx::start(dir.path(), &upstreams, "60s");
-    let mut dispatchers: Vec<Option<Proc>> =
-        (0..2).map(|_| Some(Proc::start(&cfg, "dispatch"))).collect();
+    let mut dispatchers: Vec<Option<Proc>> = (0..2)
+        .map(|_| Some(Proc::start(&cfg, "dispatch")))
+        .collect();
 
     // Ten senders, each owning 20 conversations, sending each conversation in sequence. A
     // request carries two conversations (often of different partitions); some requests are
     // sent again later, as Meta retries do.
-    let url = format!("{}/webhook", nginx.url());
+    let url = nginx.url();
     let refused = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
     for s in 0..10u64 {
@@ -304,6 +366,8 @@ async fn scale_out(backend: &str, url: &str, restart: Option<&mut Broker>) {
                     let a = 20_000 + s * 20 + pair * 2;
                     let body = sink::meta_body(&[(a, seq), (a + 1, seq)]);
                     post(&client, &url, body.clone(), &refused).await;
+                    // Paced, so the kills below happen while traffic flows (~8 s in all).
+                    tokio::time::sleep(Duration::from_millis(80)).await;
                     if (seq * 10 + pair) % 11 == 0
                         && let Some(old) = sent.get(sent.len().saturating_sub(5))
                     {
@@ -329,16 +393,44 @@ async fn scale_out(backend: &str, url: &str, restart: Option<&mut Broker>) {
     kill9(&mut ingests[0].take().unwrap().child);
     wait_for(total * 2 / 5).await;
     let at_kill = sink.delivered();
-    kill9(&mut dispatchers[0].take().unwrap().child);
-    if let Some(broker) = restart {
+    assert!(
+        at_kill < total,
+        "{backend}: the dispatcher kill happened mid-run"
+    );
+    // Kill the dispatcher holding more partitions: the other must take them over.
+    let victim = usize::from(
+        dispatchers[1]
+            .as_ref()
+            .unwrap()
+            .taken
+            .load(Ordering::Relaxed)
+            > dispatchers[0]
+                .as_ref()
+                .unwrap()
+                .taken
+                .load(Ordering::Relaxed),
+    );
+    let mut dead = dispatchers[victim].take().unwrap();
+    let held_by_victim = dead.taken.load(Ordering::Relaxed);
+    assert!(
+        held_by_victim > 0,
+        "{backend}: the killed dispatcher held partitions"
+    );
+    kill9(&mut dead.child);
+    let survivor = dispatchers[1 - victim].as_ref().unwrap();
+    if let Some((broker, graceful)) = restart {
         wait_for(total * 3 / 5).await;
-        broker.kill_and_restart(Duration::from_millis(500));
+        broker.restart(graceful, Duration::from_millis(500));
     }
     for s in senders {
         s.await.unwrap();
     }
     let ok = sink.wait_delivered(total, Duration::from_secs(120)).await;
     assert!(ok, "{backend}: delivered {} of {total}", sink.delivered());
+    assert!(
+        survivor.taken.load(Ordering::Relaxed) >= u64::from(PARTITIONS),
+        "{backend}: the surviving dispatcher took every partition"
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
         sink.order_errors(),
@@ -347,7 +439,7 @@ async fn scale_out(backend: &str, url: &str, restart: Option<&mut Broker>) {
     );
     let dups = sink.duplicates();
     eprintln!(
-        "{backend}: delivered {total} events, {} attempts, {dups} duplicates, {} non-200 answers to senders, dispatcher killed at {at_kill}",
+        "{backend}: delivered {total} events, {} attempts, {dups} duplicates, {} non-200 answers to senders, dispatcher holding {held_by_victim} partitions killed at {at_kill}",
         sink.attempts(),
         refused.load(Ordering::Relaxed)
     );
@@ -365,5 +457,23 @@ async fn redis_three_ingest_two_dispatch_kills_and_a_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start("redis", dir.path());
     let url = broker.url();
-    scale_out("redis", &url, Some(&mut broker)).await;
+    scale_out("redis", &url, Some((&mut broker, false))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_three_ingest_two_dispatch_kills_and_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start("nats", dir.path());
+    let url = broker.url();
+    scale_out("nats", &url, Some((&mut broker, false))).await;
+}
+
+/// RabbitMQ 3.10 may lose the metadata of queues declared seconds before a hard kill (see
+/// the amqp backend's docs), so its restart here is a graceful one (as in a rolling upgrade).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn amqp_three_ingest_two_dispatch_kills_and_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start("amqp", dir.path());
+    let url = broker.url();
+    scale_out("amqp", &url, Some((&mut broker, true))).await;
 }

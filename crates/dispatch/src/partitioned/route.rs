@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wagate_journal::log::{Log, Record, partition_of};
-use wagate_journal::{
-    Appended, Journal, JournalError, Leased, Request, Seq, Settlement, Stats,
-};
+use wagate_journal::{Appended, Journal, JournalError, Leased, Request, Seq, Settlement, Stats};
 use wagate_model::{Provider, RawRequest};
 
 /// The partitions a request is appended to: one per distinct conversation among its events
@@ -108,7 +106,10 @@ impl Journal for LogJournal {
 
     async fn health(&self) -> Result<(), JournalError> {
         let w = self.log.health().await?;
-        *self.warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = w;
+        *self
+            .warning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = w;
         Ok(())
     }
 

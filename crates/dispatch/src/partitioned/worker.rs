@@ -95,12 +95,7 @@ pub(crate) async fn run(p: u32, shared: Arc<Shared>, stop: CancellationToken) {
     tracing::info!(partition = p, unacked = w.entries.len(), "partition left");
 }
 
-async fn read_loop(
-    p: u32,
-    shared: Arc<Shared>,
-    tx: mpsc::Sender<Entry>,
-    stop: CancellationToken,
-) {
+async fn read_loop(p: u32, shared: Arc<Shared>, tx: mpsc::Sender<Entry>, stop: CancellationToken) {
     while !stop.is_cancelled() {
         match shared
             .log
@@ -186,11 +181,7 @@ impl Worker {
 
     /// The deliveries of this partition's events of `req`, minus duplicates; invalid ones are
     /// buried at once.
-    async fn explode(
-        &mut self,
-        n: u64,
-        req: &wagate_journal::Request,
-    ) -> Vec<(usize, Job)> {
+    async fn explode(&mut self, n: u64, req: &wagate_journal::Request) -> Vec<(usize, Job)> {
         let s = self.shared.clone();
         let parts = s.log.partitions();
         let ex = explode_request(0, req, &s.settings.providers, &s.settings.targets);
@@ -512,24 +503,29 @@ async fn attempt(
 impl super::SharedTarget {
     /// A slot for one attempt, if the concurrency limit and the breaker allow it.
     fn permit(&self, now: Instant) -> Option<OwnedSemaphorePermit> {
-        let mut breaker = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut breaker = self
+            .breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let inflight = self.target.cfg.concurrency - self.slots.available_permits();
         if breaker.permits(now, inflight, self.target.cfg.concurrency) == 0 {
             return None;
         }
         let permit = self.slots.clone().try_acquire_owned().ok()?;
         breaker.started(now);
-        self.target
-            .metrics
-            .inflight
-            .set((inflight + 1) as f64);
+        self.target.metrics.inflight.set((inflight + 1) as f64);
         Some(permit)
     }
 
     /// When an open breaker lets a probe through.
     fn reopens_at(&self, now: Instant) -> Option<Instant> {
-        let breaker = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        breaker.reopens_at().filter(|_| breaker.state(now) == State::Open)
+        let breaker = self
+            .breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        breaker
+            .reopens_at()
+            .filter(|_| breaker.state(now) == State::Open)
     }
 
     /// Feeds an attempt's outcome to the breaker.
@@ -539,9 +535,10 @@ impl super::SharedTarget {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .record(healthy, Instant::now());
-        self.target.metrics.inflight.set(
-            (self.target.cfg.concurrency - self.slots.available_permits()) as f64,
-        );
+        self.target
+            .metrics
+            .inflight
+            .set((self.target.cfg.concurrency - self.slots.available_permits()) as f64);
         if let Some(state) = changed {
             self.target.metrics.breaker.set(f64::from(state as u8));
             match state {
