@@ -27,15 +27,15 @@ pub enum DlqCommand {
         #[command(flatten)]
         common: Common,
         /// Delivery id (from `list`).
-        id: u64,
+        id: String,
     },
     /// Queue dead-lettered deliveries again (due now, attempts reset). They keep their ids,
     /// so each conversation gets them back in the original order.
     Replay {
         #[command(flatten)]
         common: Common,
-        /// One delivery id.
-        id: Option<u64>,
+        /// One delivery id (from `list`).
+        id: Option<String>,
         /// Every dead-lettered delivery.
         #[arg(long)]
         all: bool,
@@ -46,8 +46,8 @@ pub enum DlqCommand {
     Purge {
         #[command(flatten)]
         common: Common,
-        /// One delivery id.
-        id: Option<u64>,
+        /// One delivery id (from `list`).
+        id: Option<String>,
         /// Every dead-lettered delivery.
         #[arg(long)]
         all: bool,
@@ -110,6 +110,9 @@ pub fn run(cmd: DlqCommand) -> ExitCode {
         Ok(cfg) => cfg,
         Err(e) => return crate::config_error(&e),
     };
+    if cfg.journal.backend != wagate_journal::Backend::Embedded {
+        return broker(&cfg.journal, cmd);
+    }
     let path = cfg.journal.path.clone();
     if !path.exists() {
         eprintln!(
@@ -122,13 +125,13 @@ pub fn run(cmd: DlqCommand) -> ExitCode {
         DlqCommand::List { select, limit, .. } => {
             select.to_filter(None).and_then(|f| list(&path, &f, limit))
         }
-        DlqCommand::Show { id, .. } => show(&path, id),
+        DlqCommand::Show { id, .. } => numeric(&id).and_then(|id| show(&path, id)),
         DlqCommand::Replay {
             id, all, select, ..
-        } => write(&path, id, all, &select, true),
+        } => numeric_opt(id.as_deref()).and_then(|id| write(&path, id, all, &select, true)),
         DlqCommand::Purge {
             id, all, select, ..
-        } => write(&path, id, all, &select, false),
+        } => numeric_opt(id.as_deref()).and_then(|id| write(&path, id, all, &select, false)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,6 +139,51 @@ pub fn run(cmd: DlqCommand) -> ExitCode {
             eprintln!("wagate dlq: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Delivery ids of the embedded journal are numbers.
+fn numeric(id: &str) -> Result<u64, String> {
+    id.parse()
+        .map_err(|_| format!("delivery id {id:?}: expected a number (from `wagate dlq list`)"))
+}
+
+fn numeric_opt(id: Option<&str>) -> Result<Option<u64>, String> {
+    id.map(numeric).transpose()
+}
+
+/// The same commands on a broker journal (ids are the broker's, as `list` prints them).
+fn broker(journal: &wagate_journal::JournalConfig, cmd: DlqCommand) -> ExitCode {
+    let filter_of = |select: &Select| {
+        select.to_filter(None).map_err(|e| {
+            eprintln!("wagate dlq: {e}");
+            ExitCode::from(2)
+        })
+    };
+    match cmd {
+        DlqCommand::List { select, limit, .. } => match filter_of(&select) {
+            Ok(f) => crate::broker_cmd::list(journal, &f, limit),
+            Err(code) => code,
+        },
+        DlqCommand::Show { id, .. } => crate::broker_cmd::show(journal, &id),
+        DlqCommand::Replay {
+            id, all, select, ..
+        }
+        | DlqCommand::Purge {
+            id, all, select, ..
+        } if !all && id.is_none() && select.filters.is_empty() => {
+            let _ = select;
+            eprintln!("wagate dlq: name a delivery id, --all, or --filter KEY=VALUE");
+            ExitCode::FAILURE
+        }
+        DlqCommand::Replay { id, select, .. } => match filter_of(&select) {
+            Ok(f) => crate::broker_cmd::write(journal, &f, id.as_deref(), true),
+            Err(code) => code,
+        },
+        DlqCommand::Purge { id, select, .. } => match filter_of(&select) {
+            Ok(f) => crate::broker_cmd::write(journal, &f, id.as_deref(), false),
+            Err(code) => code,
+        },
     }
 }
 

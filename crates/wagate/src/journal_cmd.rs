@@ -1,5 +1,5 @@
 //! `wagate journal stats|export`: read the journal file directly, also while the server runs
-//! (SQLite WAL readers do not block the writer).
+//! (SQLite WAL readers do not block the writer). Broker journals: `crate::broker_cmd`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +34,18 @@ pub fn run(cmd: JournalCommand) -> ExitCode {
         Ok(cfg) => cfg,
         Err(e) => return crate::config_error(&e),
     };
+    if cfg.journal.backend != wagate_journal::Backend::Embedded {
+        return match cmd {
+            JournalCommand::Stats { .. } => crate::broker_cmd::stats(&cfg.journal),
+            JournalCommand::Export { .. } => {
+                eprintln!(
+                    "wagate journal export: reads the embedded journal file; a {} journal is read with the broker's own tools",
+                    cfg.journal.backend.as_str()
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
     let path = &cfg.journal.path;
     if !path.exists() {
         eprintln!(

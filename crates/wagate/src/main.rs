@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 failure at run time (or doctor findings), 2 usage or config error.
 
+mod broker_cmd;
 mod config;
 mod dlq_cmd;
 mod journal_cmd;

@@ -477,3 +477,126 @@ async fn amqp_three_ingest_two_dispatch_kills_and_a_broker_restart() {
     let url = broker.url();
     scale_out("amqp", &url, Some((&mut broker, true))).await;
 }
+
+fn wagate_cli(args: &[&str], config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "wagate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Rejected deliveries land in the broker's dead letters; `wagate journal stats` counts them,
+/// `wagate dlq list` shows them and `wagate dlq replay` delivers them, in order, once the
+/// target is fixed.
+async fn dead_letters_and_replay(backend: &str, url: &str) {
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let b = broken.clone();
+    let sink = Sink::start(
+        sink::event_keys,
+        Arc::new(move |r, _| {
+            if b.load(Ordering::SeqCst) && String::from_utf8_lossy(&r.body).contains("101:30001") {
+                Action::Status(400, None)
+            } else {
+                Action::Ok
+            }
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!(
+        "dl{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let cfg = config(dir.path(), &sink.url(), backend, url, &prefix);
+    let all = Proc::start(&cfg, "all");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{}/webhook", all.addr.unwrap());
+    let refused = AtomicU64::new(0);
+    for seq in 1..=5 {
+        post(
+            &client,
+            &url,
+            sink::meta_body(&[(30001, seq), (30002, seq)]),
+            &refused,
+        )
+        .await;
+    }
+    let dead = || {
+        wagate_cli(&["dlq", "list"], &cfg)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dead().len() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = dead();
+    assert_eq!(listed.len(), 5, "{backend}: {listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|d| d["conversation_key"] == "101:30001" && d["last_error"] == "http_400")
+    );
+    assert_eq!(
+        sink.delivered(),
+        5,
+        "{backend}: the other conversation went through"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&wagate_cli(&["journal", "stats"], &cfg)).unwrap();
+    assert_eq!(stats["stats"]["dead"], 5, "{backend}: {stats}");
+    broken.store(false, Ordering::SeqCst);
+    let out = wagate_cli(
+        &["dlq", "replay", "--filter", "conversation=101:30001"],
+        &cfg,
+    );
+    assert_eq!(
+        out.trim(),
+        "replayed 5 dead-lettered deliveries",
+        "{backend}"
+    );
+    assert!(
+        sink.wait_delivered(10, Duration::from_secs(30)).await,
+        "{backend}: delivered {} of 10 after replay",
+        sink.delivered()
+    );
+    assert_eq!(
+        sink.order_errors(),
+        Vec::<String>::new(),
+        "{backend}: order"
+    );
+    assert!(dead().is_empty(), "{backend}: nothing left dead");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_dead_letters_are_listed_and_replayed_with_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start("redis", dir.path());
+    dead_letters_and_replay("redis", &broker.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_dead_letters_are_listed_and_replayed_with_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start("nats", dir.path());
+    dead_letters_and_replay("nats", &broker.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_dead_letters_are_listed_and_replayed_with_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start("amqp", dir.path());
+    dead_letters_and_replay("amqp", &broker.url()).await;
+}
