@@ -438,6 +438,9 @@ impl Amqp {
                 "journal.url: cannot reach the AMQP broker at {host}:{port}: {e}"
             ))
         })?;
+        if partitions > 0 {
+            check_partitions(&s.conn, &log.names, partitions).await?;
+        }
         declare_queues(&s.conn, &log.names, partitions).await?;
         Ok(log)
     }
@@ -779,6 +782,59 @@ impl Amqp {
 
 /// Declares the queues of a log (idempotent; see the module docs), spread over a few
 /// channels since quorum queue and stream declarations take a while each.
+/// Whether queue `q` exists (a passive declare on a throwaway channel: `NOT_FOUND` closes it).
+async fn queue_exists(conn: &Connection, q: &str) -> Result<bool, JournalError> {
+    let ch = timed("open channel", OP_TIMEOUT, conn.create_channel()).await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    match tokio::time::timeout(
+        OP_TIMEOUT,
+        ch.queue_declare(short(q), passive, FieldTable::default()),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {
+            let _ = ch.close(200, short("checked")).await;
+            Ok(true)
+        }
+        Ok(Err(e)) if reply_code(&e) == Some(404) => Ok(false),
+        Ok(Err(e)) => Err(unavailable(format!("declare {q}"), e)),
+        Err(_) => Err(unavailable(format!("declare {q}"), "no answer")),
+    }
+}
+
+/// The partition count is the number of partition queues: an existing journal must have
+/// exactly `partitions` of them (replicas that disagree would route conversations to queues
+/// nobody reads).
+async fn check_partitions(
+    conn: &Connection,
+    names: &Names,
+    partitions: u32,
+) -> Result<(), JournalError> {
+    if !queue_exists(conn, &names.part(0)).await? {
+        return Ok(());
+    }
+    let stored = if queue_exists(conn, &names.part(partitions)).await? {
+        // More than configured: find how many, for the message.
+        let mut n = partitions + 1;
+        while n < 1024 && queue_exists(conn, &names.part(n)).await? {
+            n += 1;
+        }
+        Some(n)
+    } else if !queue_exists(conn, &names.part(partitions - 1)).await? {
+        let mut n = partitions - 1;
+        while n > 1 && !queue_exists(conn, &names.part(n - 1)).await? {
+            n -= 1;
+        }
+        Some(n)
+    } else {
+        None
+    };
+    crate::log::same_partitions(stored, partitions, &names.prefix)
+}
+
 async fn declare_queues(
     conn: &Connection,
     names: &Names,

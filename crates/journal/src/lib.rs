@@ -298,6 +298,35 @@ impl JournalConfig {
     }
 }
 
+/// Checks `[journal]` before anything is opened: `partitions` in 1..=1024, and for broker
+/// backends a `prefix` of letters, digits, `_` and `-` (valid as a Redis key part, a RabbitMQ
+/// queue name and a NATS stream name alike), 1 to 64 bytes.
+///
+/// # Errors
+/// The offending key and why, e.g. `journal.partitions: must be 1..=1024 (got 0)`.
+pub fn validate(config: &JournalConfig) -> Result<(), String> {
+    if config.partitions == 0 || config.partitions > 1024 {
+        return Err(format!(
+            "journal.partitions: must be 1..=1024 (got {})",
+            config.partitions
+        ));
+    }
+    if config.backend != Backend::Embedded {
+        let ok = (1..=64).contains(&config.prefix.len())
+            && config
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(format!(
+                "journal.prefix: {:?} must be 1 to 64 letters, digits, '_' or '-'",
+                config.prefix
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Opens the embedded backend.
 ///
 /// # Errors
@@ -324,12 +353,7 @@ pub fn open(config: &JournalConfig) -> Result<std::sync::Arc<dyn Journal>, Journ
 pub async fn open_log(
     config: &JournalConfig,
 ) -> Result<std::sync::Arc<dyn log::Log>, JournalError> {
-    if config.partitions == 0 || config.partitions > 1024 {
-        return Err(JournalError::Unavailable(format!(
-            "journal.partitions = {}: must be 1..=1024",
-            config.partitions
-        )));
-    }
+    validate(config).map_err(JournalError::Unavailable)?;
     let url = config.server_url();
     match config.backend {
         Backend::Embedded => Err(JournalError::Unavailable(

@@ -153,6 +153,25 @@ pub fn partition_of(conversation_key: &str, partitions: u32) -> u32 {
     u32::try_from(h % u64::from(partitions.max(1))).unwrap_or(0)
 }
 
+/// The check every broker backend makes at open against the partition count it recorded on
+/// first use (`stored`): replicas that disagree would route conversations to partitions
+/// nobody reads, so a mismatch refuses to start.
+///
+/// # Errors
+/// [`JournalError::Unavailable`] naming `journal.partitions` and both counts.
+pub fn same_partitions(
+    stored: Option<u32>,
+    partitions: u32,
+    prefix: &str,
+) -> Result<(), JournalError> {
+    match stored {
+        Some(n) if n != partitions => Err(JournalError::Unavailable(format!(
+            "journal.partitions = {partitions}, but the journal with prefix {prefix:?} was created with {n} partitions (every replica must use the same count; a new count needs a new journal.prefix)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// What a partition entry holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {

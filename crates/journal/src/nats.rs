@@ -231,6 +231,16 @@ impl Nats {
             .map_err(|e| unavailable(&format!("stream {prefix}_DEAD"), e))?;
         let holds = bucket(&js, &format!("{prefix}_holds"), Duration::ZERO).await?;
         let dedupe = bucket(&js, &format!("{prefix}_dedupe"), DEDUPE_MAX_AGE).await?;
+        // The partition count, recorded on first use (the holds bucket keeps values forever).
+        let _ = holds
+            .create("partitions", partitions.to_string().into())
+            .await;
+        let stored = holds
+            .get("partitions")
+            .await
+            .map_err(|e| unavailable("bucket holds", e))?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u32>().ok());
+        crate::log::same_partitions(stored, partitions, prefix)?;
         Ok(Nats {
             client,
             js,

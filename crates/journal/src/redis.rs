@@ -320,8 +320,29 @@ impl Redis {
             parts: (0..partitions).map(|_| Part::default()).collect(),
             closed: AtomicBool::new(false),
         };
+        log.check_partitions(prefix, partitions).await?;
         log.create_groups(&log.keys.streams).await?;
         Ok(log)
+    }
+
+    /// Records the partition count under `P:partitions` on first use and refuses another
+    /// one: replicas that disagree would route a conversation to a partition nobody reads.
+    async fn check_partitions(&self, prefix: &str, partitions: u32) -> Result<(), JournalError> {
+        let mut c = self.conn.clone();
+        let key = format!("{prefix}:partitions");
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(partitions)
+            .arg("NX")
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        let stored: Option<u32> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        crate::log::same_partitions(stored, partitions, prefix)
     }
 
     /// Creates these streams and their group where missing (also after the data was lost:

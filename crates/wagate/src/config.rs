@@ -96,6 +96,7 @@ pub fn load(
     wagate_dispatch::config::validate(&config.targets, &config.dispatch)
         .map_err(|e| e.to_string())?;
     check_log_level(&config.log.level)?;
+    wagate_journal::validate(&config.journal)?;
     Ok(config)
 }
 
@@ -161,5 +162,56 @@ pub fn print(config: &Config) -> String {
     let mut masked = config.clone();
     masked.sources = masked.sources.iter().map(SourceConfig::masked).collect();
     masked.targets = masked.targets.iter().map(TargetConfig::masked).collect();
+    masked.journal.url = mask_password(&masked.journal.url);
+    for t in &mut masked.targets {
+        t.url = mask_password(&t.url);
+    }
     toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+}
+
+/// `scheme://user:secret@host...` → `scheme://user:***@host...` (broker URLs carry passwords).
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::mask_password;
+
+    #[test]
+    fn broker_passwords_are_masked() {
+        assert_eq!(
+            mask_password("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            mask_password("redis://:s3cret@redis:6379/0"),
+            "redis://:***@redis:6379/0"
+        );
+        assert_eq!(
+            mask_password("nats://token@nats:4222"),
+            "nats://***@nats:4222"
+        );
+        assert_eq!(
+            mask_password("http://app:8080/hook?x=1"),
+            "http://app:8080/hook?x=1"
+        );
+        assert_eq!(mask_password(""), "");
+    }
 }

@@ -114,6 +114,21 @@ impl Running {
     }
 }
 
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Ingest => "ingest",
+        Role::Dispatch => "dispatch",
+        Role::All => "all",
+    }
+}
+
+fn durability_name(d: wagate_journal::Durability) -> &'static str {
+    match d {
+        wagate_journal::Durability::Fsync => "fsync",
+        wagate_journal::Durability::Os => "os",
+    }
+}
+
 /// This process's holder name in a broker: the host (pod) name, the pid and a random part,
 /// so a restarted pod never inherits the holds of its previous life.
 fn owner_name() -> String {
@@ -239,9 +254,9 @@ async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
             webhook = %gateway.local_addr(),
             admin = %gateway.admin_addr(),
             journal = %where_,
-            durability = ?cfg.journal.durability,
-            role = ?role,
-            targets = cfg.targets.len(),
+            durability = if embedded_backend { durability_name(cfg.journal.durability) } else { "broker" },
+            role = role_name(role),
+            targets = if dispatcher.is_some() { cfg.targets.len() } else { 0 },
             "wagate started"
         );
         gateway.run(shutdown_signal()).await;
@@ -276,7 +291,7 @@ async fn serve_admin_only(
     tracing::info!(
         admin = %admin.local_addr(),
         journal = %where_,
-        role = ?Role::Dispatch,
+        role = role_name(Role::Dispatch),
         targets = cfg.targets.len(),
         "wagate started"
     );
@@ -412,7 +427,10 @@ async fn shutdown_signal() {
 
 fn init_logging(log: &config::LogConfig) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    // The AMQP client logs every channel the broker closes as an error, including the
+    // expected "partition held by another dispatcher"; the backend reports real failures.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},lapin::channel=off", log.level)));
     // Colours only on a terminal: log collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -262,6 +262,8 @@ impl Proc {
         let (tx, rx) = std::sync::mpsc::channel();
         let taken = Arc::new(AtomicU64::new(0));
         let taken2 = taken.clone();
+        let verbose = std::env::var_os("WAGATE_TEST_VERBOSE").is_some();
+        let pid = child.id();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -271,8 +273,8 @@ impl Proc {
                 if line.contains("wagate started") {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
                     let _ = tx.send(v["webhook"].as_str().map(|a| a.parse().unwrap()));
-                } else if line.contains("panicked") {
-                    eprintln!("wagate: {line}");
+                } else if line.contains("panicked") || verbose {
+                    eprintln!("wagate {pid}: {line}");
                 }
             }
         });
@@ -549,10 +551,10 @@ async fn dead_letters_and_replay(backend: &str, url: &str) {
             .iter()
             .all(|d| d["conversation_key"] == "101:30001" && d["last_error"] == "http_400")
     );
-    assert_eq!(
-        sink.delivered(),
-        5,
-        "{backend}: the other conversation went through"
+    assert!(
+        sink.wait_delivered(5, Duration::from_secs(30)).await,
+        "{backend}: the other conversation went through ({})",
+        sink.delivered()
     );
     let stats: serde_json::Value =
         serde_json::from_str(&wagate_cli(&["journal", "stats"], &cfg)).unwrap();
@@ -599,4 +601,86 @@ async fn amqp_dead_letters_are_listed_and_replayed_with_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start("amqp", dir.path());
     dead_letters_and_replay("amqp", &broker.url()).await;
+}
+
+/// Runs `wagate serve --role ingest` with `partitions` and returns its exit code and stderr
+/// if it exits within 20 s (it keeps running when it started).
+fn serve_exit(
+    dir: &Path,
+    backend: &str,
+    url: &str,
+    prefix: &str,
+    partitions: &str,
+) -> Option<(i32, String)> {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[journal]\nbackend = \"{backend}\"\nurl = \"{url}\"\nprefix = \"{prefix}\"\npartitions = {partitions}\n[[sources]]\nname = \"meta\"\npath = \"/webhook\"\nprovider = \"meta\"\nverify_token = \"t\"\napp_secrets = [\"{SECRET}\"]\n"
+    );
+    let path = dir.join(format!("{prefix}-{partitions}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .args(["serve", "--role", "ingest", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill9(&mut child);
+    None
+}
+
+/// Replicas that disagree on `journal.partitions` would route conversations to partitions
+/// nobody reads: the count is recorded by the first replica and any other refused at start.
+/// Out-of-range values are config errors (exit 2).
+#[test]
+fn a_different_partition_count_is_refused_on_every_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Broker::start("redis", &dir.path().join("r").tap_mkdir());
+    let nats = Broker::start("nats", &dir.path().join("n").tap_mkdir());
+    let amqp = std::env::var("WAGATE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    for (backend, url) in [("redis", redis.url()), ("nats", nats.url()), ("amqp", amqp)] {
+        let prefix = format!("pc{}", std::process::id());
+        assert!(
+            serve_exit(dir.path(), backend, &url, &prefix, "4").is_none(),
+            "{backend}: the first replica starts"
+        );
+        let (code, err) = serve_exit(dir.path(), backend, &url, &prefix, "2")
+            .unwrap_or_else(|| panic!("{backend}: a replica with another count must not start"));
+        assert_eq!(code, 1, "{backend}: {err}");
+        assert!(
+            err.contains("journal.partitions = 2") && err.contains("created with 4 partitions"),
+            "{backend}: {err}"
+        );
+        let (code, err) = serve_exit(dir.path(), backend, &url, &prefix, "0").unwrap();
+        assert_eq!(code, 2, "{backend}: {err}");
+        assert!(
+            err.contains("journal.partitions: must be 1..=1024"),
+            "{err}"
+        );
+    }
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> PathBuf;
+}
+
+impl TapMkdir for PathBuf {
+    fn tap_mkdir(self) -> PathBuf {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
 }

@@ -129,6 +129,8 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
     let held_gauge = ::metrics::gauge!("wagate_dispatch_partitions_held");
     let mut held: HashMap<u32, Held> = HashMap::new();
     let mut last_renew = Instant::now();
+    let mut next_take = Instant::now();
+    let mut last_count = usize::MAX;
     let mut start = u32::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -157,15 +159,19 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
             }
             for p in lost {
                 if let Some(h) = held.remove(&p) {
-                    tracing::warn!(partition = p, "partition lost to another dispatcher");
+                    tracing::warn!(partition = p, "partition lost: stopped delivering it");
                     h.stop.cancel();
                     let _ = h.task.await;
+                    // In case the broker still counts us as its holder (a renewal that timed
+                    // out here but went through there): let someone take it now.
+                    let _ = shared.log.release(p, &shared.owner).await;
                 }
             }
         }
         // Workers that ended on their own (they only end when told) are dropped.
         held.retain(|_, h| !h.task.is_finished());
-        if (held.len() as u32) < n {
+        if (held.len() as u32) < n && now >= next_take {
+            let mut took = false;
             for i in 0..n.min(TAKE_TRIES) {
                 let p = (start + i) % n;
                 if held.contains_key(&p) {
@@ -183,6 +189,7 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
                                 renewed: Instant::now(),
                             },
                         );
+                        took = true;
                         break;
                     }
                     Ok(false) => {}
@@ -193,6 +200,20 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
                 }
             }
             start = (start + TAKE_TRIES) % n;
+            // Nothing free in this round: others hold the rest; look again less often.
+            next_take = if took { now } else { now + renew_every };
+        }
+        if held.len() != last_count {
+            last_count = held.len();
+            let mut list: Vec<u32> = held.keys().copied().collect();
+            list.sort_unstable();
+            if list.is_empty() {
+                tracing::info!(
+                    "holding no partition: standing by (other dispatchers hold them all)"
+                );
+            } else {
+                tracing::info!(count = list.len(), partitions = ?list, "partitions held");
+            }
         }
         held_gauge.set(held.len() as f64);
         tokio::select! {

@@ -225,6 +225,7 @@ impl Worker {
             };
             if let Some(reason) = &d.dead_reason {
                 s.global.dead_at_enqueue.increment(1);
+                tracing::warn!(partition = self.p, target_name = %d.target, event = %d.event_id, reason = %reason, "dead-lettered at once");
                 let dead = DeadLetter {
                     target: d.target.clone(),
                     conversation_key: d.conversation_key.clone(),
