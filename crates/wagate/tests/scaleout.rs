@@ -624,7 +624,7 @@ fn serve_exit(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
@@ -655,17 +655,40 @@ fn a_different_partition_count_is_refused_on_every_broker() {
     for (backend, url) in [("redis", redis.url()), ("nats", nats.url()), ("amqp", amqp)] {
         let prefix = format!("pc{}", std::process::id());
         assert!(
-            serve_exit(dir.path(), backend, &url, &prefix, "4").is_none(),
+            serve_exit(
+                dir.path(),
+                backend,
+                &url,
+                &prefix,
+                "4",
+                Duration::from_secs(4)
+            )
+            .is_none(),
             "{backend}: the first replica starts"
         );
-        let (code, err) = serve_exit(dir.path(), backend, &url, &prefix, "2")
-            .unwrap_or_else(|| panic!("{backend}: a replica with another count must not start"));
+        let (code, err) = serve_exit(
+            dir.path(),
+            backend,
+            &url,
+            &prefix,
+            "2",
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|| panic!("{backend}: a replica with another count must not start"));
         assert_eq!(code, 1, "{backend}: {err}");
         assert!(
             err.contains("journal.partitions = 2") && err.contains("created with 4 partitions"),
             "{backend}: {err}"
         );
-        let (code, err) = serve_exit(dir.path(), backend, &url, &prefix, "0").unwrap();
+        let (code, err) = serve_exit(
+            dir.path(),
+            backend,
+            &url,
+            &prefix,
+            "0",
+            Duration::from_secs(20),
+        )
+        .unwrap();
         assert_eq!(code, 2, "{backend}: {err}");
         assert!(
             err.contains("journal.partitions: must be 1..=1024"),
