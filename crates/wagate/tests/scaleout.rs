@@ -604,13 +604,14 @@ async fn amqp_dead_letters_are_listed_and_replayed_with_the_cli() {
 }
 
 /// Runs `wagate serve --role ingest` with `partitions` and returns its exit code and stderr
-/// if it exits within 20 s (it keeps running when it started).
+/// if it exits within `wait` (it keeps running when it started).
 fn serve_exit(
     dir: &Path,
     backend: &str,
     url: &str,
     prefix: &str,
     partitions: &str,
+    wait: Duration,
 ) -> Option<(i32, String)> {
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[journal]\nbackend = \"{backend}\"\nurl = \"{url}\"\nprefix = \"{prefix}\"\npartitions = {partitions}\n[[sources]]\nname = \"meta\"\npath = \"/webhook\"\nprovider = \"meta\"\nverify_token = \"t\"\napp_secrets = [\"{SECRET}\"]\n"
