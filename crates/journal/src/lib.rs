@@ -300,7 +300,7 @@ impl JournalConfig {
 
 /// Checks `[journal]` before anything is opened: `partitions` in 1..=1024, and for broker
 /// backends a `prefix` of letters, digits, `_` and `-` (valid as a Redis key part, a RabbitMQ
-/// queue name and a NATS stream name alike), 1 to 64 bytes.
+/// queue name and a NATS stream name alike), 1 to 64 bytes; `hold_ttl` 1 s to 1 h.
 ///
 /// # Errors
 /// The offending key and why, e.g. `journal.partitions: must be 1..=1024 (got 0)`.
@@ -309,6 +309,14 @@ pub fn validate(config: &JournalConfig) -> Result<(), String> {
         return Err(format!(
             "journal.partitions: must be 1..=1024 (got {})",
             config.partitions
+        ));
+    }
+    if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600))
+        .contains(&config.hold_ttl)
+    {
+        return Err(format!(
+            "journal.hold_ttl: must be 1s..=1h (got {})",
+            humantime::format_duration(config.hold_ttl)
         ));
     }
     if config.backend != Backend::Embedded {

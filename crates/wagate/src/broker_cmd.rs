@@ -1,6 +1,7 @@
 //! `wagate journal stats` and `wagate dlq ...` on a broker journal (`journal.backend` =
 //! `redis`, `amqp`, `nats`): the same commands as on the embedded file, through the broker.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use base64::Engine as _;
@@ -129,8 +130,12 @@ pub fn list(cfg: &JournalConfig, filter: &DeadFilter, limit: usize) -> ExitCode 
     let result = runtime().and_then(|rt| {
         rt.block_on(async {
             let log = open(cfg).await?;
+            let mut out = std::io::stdout().lock();
             for (id, d) in select(&*log, filter, None, limit).await? {
-                println!("{}", line(&id, &d));
+                // A closed pipe (`| head`) ends the listing; it is not an error.
+                if writeln!(out, "{}", line(&id, &d)).is_err() {
+                    break;
+                }
             }
             Ok(())
         })
@@ -176,6 +181,9 @@ pub fn write(cfg: &JournalConfig, filter: &DeadFilter, id: Option<&str>, replay:
         rt.block_on(async {
             let log = open(cfg).await?;
             let chosen = select(&*log, filter, id, usize::MAX).await?;
+            if let (Some(id), true) = (id, chosen.is_empty()) {
+                return Err(format!("no dead letter {id}"));
+            }
             let mut n = 0u64;
             for (dead_id, d) in chosen {
                 if replay {

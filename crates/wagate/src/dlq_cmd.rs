@@ -195,8 +195,13 @@ fn list(path: &std::path::Path, filter: &DeadFilter, limit: usize) -> Result<(),
         let page = reader
             .dead_deliveries(filter, after, left.min(500))
             .map_err(|e| e.to_string())?;
+        let mut out = std::io::stdout().lock();
         for d in &page {
-            println!("{}", serde_json::to_string(d).map_err(|e| e.to_string())?);
+            let line = serde_json::to_string(d).map_err(|e| e.to_string())?;
+            // A closed pipe (`| head`) ends the listing; it is not an error.
+            if std::io::Write::write_fmt(&mut out, format_args!("{line}\n")).is_err() {
+                return Ok(());
+            }
         }
         left = left.saturating_sub(page.len());
         match page.last() {

@@ -39,7 +39,7 @@ pub fn run(cmd: JournalCommand) -> ExitCode {
             JournalCommand::Stats { .. } => crate::broker_cmd::stats(&cfg.journal),
             JournalCommand::Export { .. } => {
                 eprintln!(
-                    "wagate journal export: reads the embedded journal file; a {} journal is read with the broker's own tools",
+                    "wagate journal export: reads the embedded journal file; journal.backend = {} is read with the broker's own tools",
                     cfg.journal.backend.as_str()
                 );
                 ExitCode::from(2)

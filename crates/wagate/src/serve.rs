@@ -114,6 +114,38 @@ impl Running {
     }
 }
 
+/// How long `serve` waits for an unreachable broker at start (pods often start before it).
+const BROKER_WAIT: Duration = Duration::from_secs(60);
+
+/// Opens the broker journal, retrying while the broker is unreachable for up to
+/// [`BROKER_WAIT`]; a refusal that retrying cannot fix (a different partition count) ends it
+/// at once.
+async fn open_log_patiently(
+    cfg: &wagate_journal::JournalConfig,
+) -> Result<Arc<dyn wagate_journal::log::Log>, JournalError> {
+    let deadline = tokio::time::Instant::now() + BROKER_WAIT;
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match wagate_journal::open_log(cfg).await {
+            Ok(l) => return Ok(l),
+            // Retrying cannot fix a different partition count or a malformed URL.
+            Err(e)
+                if ["journal.partitions", "is not"]
+                    .iter()
+                    .any(|m| e.to_string().contains(m)) =>
+            {
+                return Err(e);
+            }
+            Err(e) if tokio::time::Instant::now() + wait < deadline => {
+                tracing::warn!(backend = cfg.backend.as_str(), error = %e, retry_in = ?wait, "journal not reachable yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Ingest => "ingest",
@@ -190,7 +222,7 @@ async fn run_role(cfg: config::Config, role: Role) -> ExitCode {
             }
         }
     } else {
-        let log = match wagate_journal::open_log(&cfg.journal).await {
+        let log = match open_log_patiently(&cfg.journal).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(backend = cfg.journal.backend.as_str(), error = %e, "cannot open journal");
@@ -427,10 +459,11 @@ async fn shutdown_signal() {
 
 fn init_logging(log: &config::LogConfig) {
     use tracing_subscriber::EnvFilter;
-    // The AMQP client logs every channel the broker closes as an error, including the
-    // expected "partition held by another dispatcher"; the backend reports real failures.
+    // The AMQP client logs every channel the broker closes as an error (including the expected
+    // "partition held by another dispatcher") and returned messages with their bytes; the
+    // backend reports real failures itself, without contents.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},lapin::channel=off", log.level)));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},lapin=off", log.level)));
     // Colours only on a terminal: log collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

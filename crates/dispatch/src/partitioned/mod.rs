@@ -30,11 +30,14 @@ use crate::config::{self, ConfigError};
 use crate::deliver::Target;
 use crate::{Settings, metrics};
 
-/// How often a free partition may be taken: dispatchers that start together take turns, so
+/// How often free partitions may be taken: dispatchers that start together take turns, so
 /// they end up with about the same share.
 const TAKE_EVERY: Duration = Duration::from_millis(250);
-/// Free partitions tried per round.
-const TAKE_TRIES: u32 = 8;
+/// Partitions looked at per round.
+const TAKE_TRIES: u32 = 32;
+/// Partitions taken at most per round (so failover of N partitions takes about
+/// `hold_ttl + N / 16` seconds).
+const TAKE_MAX: usize = 4;
 
 /// A target shared by all partitions of this process: one concurrency limit, one breaker.
 pub(crate) struct SharedTarget {
@@ -171,8 +174,11 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
         // Workers that ended on their own (they only end when told) are dropped.
         held.retain(|_, h| !h.task.is_finished());
         if (held.len() as u32) < n && now >= next_take {
-            let mut took = false;
+            let mut took = 0;
             for i in 0..n.min(TAKE_TRIES) {
+                if took == TAKE_MAX {
+                    break;
+                }
                 let p = (start + i) % n;
                 if held.contains_key(&p) {
                     continue;
@@ -189,8 +195,7 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
                                 renewed: Instant::now(),
                             },
                         );
-                        took = true;
-                        break;
+                        took += 1;
                     }
                     Ok(false) => {}
                     Err(e) => {
@@ -201,7 +206,7 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
             }
             start = (start + TAKE_TRIES) % n;
             // Nothing free in this round: others hold the rest; look again less often.
-            next_take = if took { now } else { now + renew_every };
+            next_take = if took > 0 { now } else { now + renew_every };
         }
         if held.len() != last_count {
             last_count = held.len();

@@ -22,8 +22,9 @@ use crate::send::Answer;
 
 /// Entries read per call.
 const READ_BATCH: usize = 256;
-/// Entries held unacknowledged at once (bounds memory, and what a takeover sends again).
-const WINDOW: usize = 1024;
+/// Entries held unacknowledged at once: bounds memory and what a takeover sends again, and a
+/// conversation failing with more entries than this behind it holds up its partition.
+const WINDOW: usize = 10_000;
 /// Longest a read waits for new entries.
 const READ_WAIT: Duration = Duration::from_secs(1);
 
@@ -51,6 +52,10 @@ struct Worker {
     queues: HashMap<(usize, String), VecDeque<Job>>,
     inflight: HashSet<(usize, String)>,
     next_delivery: u64,
+    /// Acknowledgements the broker refused for now (retried every loop; entries stay
+    /// unacknowledged in the broker meanwhile).
+    unacked: Vec<EntryId>,
+    last_ack_retry: Instant,
 }
 
 /// Runs partition `p` until `stop`; then waits for the attempts in flight and records them.
@@ -66,6 +71,8 @@ pub(crate) async fn run(p: u32, shared: Arc<Shared>, stop: CancellationToken) {
         queues: HashMap::new(),
         inflight: HashSet::new(),
         next_delivery: 0,
+        unacked: Vec::new(),
+        last_ack_retry: Instant::now(),
     };
     tracing::info!(partition = p, "partition taken");
     loop {
@@ -75,6 +82,7 @@ pub(crate) async fn run(p: u32, shared: Arc<Shared>, stop: CancellationToken) {
         if stop.is_cancelled() {
             break;
         }
+        w.retry_acks().await;
         let wake_at = w.start_due(&done_tx);
         let room = w.entries.len() < WINDOW;
         tokio::select! {
@@ -92,7 +100,12 @@ pub(crate) async fn run(p: u32, shared: Arc<Shared>, stop: CancellationToken) {
             None => break,
         }
     }
-    tracing::info!(partition = p, unacked = w.entries.len(), "partition left");
+    w.retry_acks().await;
+    tracing::info!(
+        partition = p,
+        unacked = w.entries.len() + w.unacked.len(),
+        "partition left"
+    );
 }
 
 async fn read_loop(p: u32, shared: Arc<Shared>, tx: mpsc::Sender<Entry>, stop: CancellationToken) {
@@ -442,19 +455,33 @@ impl Worker {
         persist("store a dead letter", self.p, || log.bury(record.clone())).await;
     }
 
-    async fn ack(&self, id: &EntryId) {
-        let (log, owner, p) = (self.shared.log.clone(), self.shared.owner.clone(), self.p);
-        // An ack that keeps failing is given up after a while: the entry is then delivered
-        // again by the next holder (at-least-once), which is better than stalling.
-        for wait in [1u64, 10, 100, 1000, 5000] {
-            match log.ack(p, &owner, id).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(partition = p, error = %e, "cannot acknowledge an entry");
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
-                }
+    /// Acknowledges `id`; if the broker refuses (e.g. it is restarting), the id is kept and
+    /// retried on every loop until it goes through.
+    async fn ack(&mut self, id: &EntryId) {
+        if let Err(e) = self.shared.log.ack(self.p, &self.shared.owner, id).await {
+            tracing::warn!(partition = self.p, error = %e, "cannot acknowledge an entry; will retry");
+            self.unacked.push(id.clone());
+        }
+    }
+
+    async fn retry_acks(&mut self) {
+        if self.unacked.is_empty() || self.last_ack_retry.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_ack_retry = Instant::now();
+        let mut left = Vec::new();
+        for id in std::mem::take(&mut self.unacked) {
+            if self
+                .shared
+                .log
+                .ack(self.p, &self.shared.owner, &id)
+                .await
+                .is_err()
+            {
+                left.push(id);
             }
         }
+        self.unacked = left;
     }
 }
 
