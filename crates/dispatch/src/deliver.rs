@@ -195,18 +195,19 @@ async fn start_due(
     Ok(next_due)
 }
 
-/// One attempt of `d`, recorded in the journal. Returns whether the target was healthy.
-async fn attempt(
+/// Sends attempt number `d.attempts + 1` of `d` (after the target's rate limit) and
+/// classifies the answer with the rules of `docs/dispatch.md`; counts it in the metrics.
+/// Returns the outcome and whether the target answered usefully (for the breaker).
+pub(crate) async fn send_once(
     target: &Target,
-    store: &Arc<dyn EventStore>,
     cfg: &DispatchConfig,
-    d: Delivery,
-) -> bool {
+    d: &Delivery,
+) -> (DeliveryOutcome, bool) {
     if let Some(limiter) = &target.limiter {
         limiter.until_ready().await;
     }
     let number = d.attempts.saturating_add(1);
-    let answer = target.sender.send(&d, number).await;
+    let answer = target.sender.send(d, number).await;
     let now = SystemTime::now();
     let age = now.duration_since(d.received_at).unwrap_or_default();
     let class = answer.class();
@@ -231,8 +232,19 @@ async fn attempt(
     };
     target.metrics.attempt(label, class);
     if let DeliveryOutcome::Dead { error } = &outcome {
-        tracing::warn!(target_name = %target.cfg.name, delivery = d.id, event = %d.event_id, attempts = number, error = %error, "dead-lettered");
+        tracing::warn!(target_name = %target.cfg.name, event = %d.event_id, attempts = number, error = %error, "dead-lettered");
     }
+    (outcome, healthy)
+}
+
+/// One attempt of `d`, recorded in the journal. Returns whether the target was healthy.
+async fn attempt(
+    target: &Target,
+    store: &Arc<dyn EventStore>,
+    cfg: &DispatchConfig,
+    d: Delivery,
+) -> bool {
+    let (outcome, healthy) = send_once(target, cfg, &d).await;
     // The conversation moves on only once the outcome is stored; if the journal cannot take
     // it, the delivery stays pending and is sent again (at-least-once).
     for wait in [10, 100, 1000] {
@@ -247,7 +259,7 @@ async fn attempt(
     healthy
 }
 
-pub(crate) fn retry_or_give_up(
+fn retry_or_give_up(
     cfg: &DispatchConfig,
     number: u32,
     age: Duration,

@@ -22,17 +22,7 @@ pub fn explode_request(
     providers: &HashMap<String, Provider>,
     targets: &[TargetConfig],
 ) -> Exploded {
-    let provider = providers
-        .get(&req.source)
-        .copied()
-        .unwrap_or_else(|| Provider::detect(&req.body));
-    let events = wagate_model::explode(&RawRequest {
-        id: &req.id,
-        source: &req.source,
-        provider,
-        received_at: req.received_at,
-        body: &req.body,
-    });
+    let events = events_of(req, providers);
     let mut deliveries = Vec::new();
     for t in targets.iter().filter(|t| t.takes_source(&req.source)) {
         match t.mode {
@@ -83,6 +73,21 @@ pub fn explode_request(
         received_at: req.received_at,
         deliveries,
     }
+}
+
+/// The events of a stored request; its source's provider, or detected from the body.
+pub fn events_of<'a>(req: &'a Request, providers: &HashMap<String, Provider>) -> Vec<Event<'a>> {
+    let provider = providers
+        .get(&req.source)
+        .copied()
+        .unwrap_or_else(|| Provider::detect(&req.body));
+    wagate_model::explode(&RawRequest {
+        id: &req.id,
+        source: &req.source,
+        provider,
+        received_at: req.received_at,
+        body: &req.body,
+    })
 }
 
 fn dead_reason(e: &Event<'_>, req: &Request) -> Option<String> {

@@ -4,7 +4,6 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use base64::Engine as _;
 use wagate_journal::JournalConfig;
 use wagate_journal::events::DeadFilter;
 use wagate_journal::log::{DeadId, DeadLetter, Log, Record, from_unix_ms, partition_of};
@@ -154,14 +153,7 @@ pub fn show(cfg: &JournalConfig, id: &str) -> ExitCode {
                 .next()
                 .ok_or_else(|| format!("no dead letter {id}"))?;
             let mut v = line(&id, &d);
-            match std::str::from_utf8(&d.body) {
-                Ok(text) => v["body"] = text.into(),
-                Err(_) => {
-                    v["body_base64"] = base64::engine::general_purpose::STANDARD
-                        .encode(&d.body)
-                        .into();
-                }
-            }
+            crate::dlq_cmd::add_body(&mut v, &d.body);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?

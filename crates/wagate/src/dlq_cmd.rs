@@ -212,6 +212,18 @@ fn list(path: &std::path::Path, filter: &DeadFilter, limit: usize) -> Result<(),
     Ok(())
 }
 
+/// `body` as text when it is UTF-8, else `body_base64`.
+pub(crate) fn add_body(v: &mut serde_json::Value, body: &[u8]) {
+    match std::str::from_utf8(body) {
+        Ok(text) => v["body"] = text.into(),
+        Err(_) => {
+            v["body_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(body)
+                .into();
+        }
+    }
+}
+
 fn show(path: &std::path::Path, id: u64) -> Result<(), String> {
     let reader = Reader::open(path).map_err(|e| e.to_string())?;
     let d = reader
@@ -219,14 +231,7 @@ fn show(path: &std::path::Path, id: u64) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no delivery {id}"))?;
     let mut v = serde_json::to_value(&d).map_err(|e| e.to_string())?;
-    match std::str::from_utf8(&d.body) {
-        Ok(text) => v["body"] = text.into(),
-        Err(_) => {
-            v["body_base64"] = base64::engine::general_purpose::STANDARD
-                .encode(&d.body)
-                .into();
-        }
-    }
+    add_body(&mut v, &d.body);
     println!(
         "{}",
         serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?

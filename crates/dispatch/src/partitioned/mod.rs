@@ -134,13 +134,11 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
     let mut last_renew = Instant::now();
     let mut next_take = Instant::now();
     let mut last_count = usize::MAX;
-    let mut start = u32::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos(),
-    )
-    .unwrap_or(0)
+    // Dispatchers start looking at different partitions, so they do not all race for p0.
+    let mut start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos()
         % n;
     tracing::info!(partitions = n, owner = %shared.owner, "dispatcher started");
     while !stop.is_cancelled() {

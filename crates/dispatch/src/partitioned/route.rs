@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wagate_journal::log::{Log, Record, partition_of};
 use wagate_journal::{Appended, Journal, JournalError, Leased, Request, Seq, Settlement, Stats};
-use wagate_model::{Provider, RawRequest};
+use wagate_model::Provider;
 
 /// The partitions a request is appended to: one per distinct conversation among its events
 /// (a batch may hold several), so every conversation's events sit in one ordered partition.
@@ -16,17 +16,7 @@ pub fn partitions_of(req: &Request, providers: &HashMap<String, Provider>, n: u3
     if n <= 1 {
         return vec![0];
     }
-    let provider = providers
-        .get(&req.source)
-        .copied()
-        .unwrap_or_else(|| Provider::detect(&req.body));
-    let events = wagate_model::explode(&RawRequest {
-        id: &req.id,
-        source: &req.source,
-        provider,
-        received_at: req.received_at,
-        body: &req.body,
-    });
+    let events = crate::explode::events_of(req, providers);
     let set: BTreeSet<u32> = events
         .iter()
         .map(|e| partition_of(&e.conversation_key, n))

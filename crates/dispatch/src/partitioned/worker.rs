@@ -16,9 +16,8 @@ use wagate_journal::log::{
 
 use super::Shared;
 use crate::breaker::State;
-use crate::deliver::retry_or_give_up;
+use crate::deliver::send_once;
 use crate::explode::explode_request;
-use crate::send::Answer;
 
 /// Entries read per call.
 const READ_BATCH: usize = 256;
@@ -485,47 +484,14 @@ impl Worker {
     }
 }
 
-/// One HTTP attempt of `d` to target `t`, classified with the rules of `docs/dispatch.md`.
+/// One HTTP attempt of `d` to target `t`; the permit is held until it ends.
 async fn attempt(
     shared: &Shared,
     t: usize,
     d: &Delivery,
     _permit: OwnedSemaphorePermit,
 ) -> (DeliveryOutcome, bool) {
-    let target = &shared.targets[t].target;
-    let cfg = &shared.settings.dispatch;
-    if let Some(limiter) = &target.limiter {
-        limiter.until_ready().await;
-    }
-    let number = d.attempts.saturating_add(1);
-    let answer = target.sender.send(d, number).await;
-    let now = SystemTime::now();
-    let age = now.duration_since(d.received_at).unwrap_or_default();
-    let class = answer.class();
-    let (outcome, healthy, label) = match &answer {
-        Answer::Ok(_) => {
-            target.metrics.latency.record(age.as_secs_f64());
-            (DeliveryOutcome::Delivered, true, "delivered")
-        }
-        Answer::Reject(status) if cfg.dead_letter_4xx => (
-            DeliveryOutcome::Dead {
-                error: format!("http_{status}"),
-            },
-            true,
-            "dead",
-        ),
-        Answer::Reject(status) => {
-            retry_or_give_up(cfg, number, age, now, format!("http_{status}"), None, true)
-        }
-        Answer::Retry {
-            error, retry_after, ..
-        } => retry_or_give_up(cfg, number, age, now, error.clone(), *retry_after, false),
-    };
-    target.metrics.attempt(label, class);
-    if let DeliveryOutcome::Dead { error } = &outcome {
-        tracing::warn!(target_name = %target.cfg.name, event = %d.event_id, attempts = number, error = %error, "dead-lettered");
-    }
-    (outcome, healthy)
+    send_once(&shared.targets[t].target, &shared.settings.dispatch, d).await
 }
 
 impl super::SharedTarget {
