@@ -1148,28 +1148,24 @@ impl Log for Amqp {
         after: Option<DeadId>,
         limit: usize,
     ) -> Result<Vec<(DeadId, Bytes)>, JournalError> {
-        let s = self.session().await?;
-        let mut out = Vec::new();
         if limit == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        // Those after `after` in queue order; if `after` is gone, those with a greater id.
-        let (mut seen_after, mut by_id) = (after.is_none(), Vec::new());
+        let s = self.session().await?;
+        // Listing returns every message to the queue, and RabbitMQ may requeue them in another
+        // order, so the queue order is not the bury order: the ids are (zero-padded time,
+        // increasing per client), so sort by them.
+        let mut all = Vec::new();
         self.scan_dead(&s, |id, m| {
-            let item = || (id.to_string(), Bytes::from(m.delivery.data.clone()));
-            if seen_after {
-                if out.len() < limit {
-                    out.push(item());
-                }
-            } else if after.as_deref() == Some(id) {
-                seen_after = true;
-            } else if by_id.len() < limit && after.as_deref().is_some_and(|a| id > a) {
-                by_id.push(item());
+            if after.as_deref().is_none_or(|a| id > a) {
+                all.push((id.to_string(), Bytes::from(m.delivery.data.clone())));
             }
             false
         })
         .await?;
-        Ok(if seen_after { out } else { by_id })
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.truncate(limit);
+        Ok(all)
     }
 
     async fn remove_dead(&self, ids: &[DeadId]) -> Result<u64, JournalError> {

@@ -525,7 +525,10 @@ async fn dead_letters_and_replay(backend: &str, url: &str) {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("http://{}/webhook", all.addr.unwrap());
     let refused = AtomicU64::new(0);
-    for seq in 1..=5 {
+    // Enough dead letters that listing them while more are buried (the polling below) has
+    // reordered a RabbitMQ queue before.
+    const N: u64 = 40;
+    for seq in 1..=N {
         post(
             &client,
             &url,
@@ -541,24 +544,24 @@ async fn dead_letters_and_replay(backend: &str, url: &str) {
             .collect::<Vec<_>>()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while dead().len() < 5 && Instant::now() < deadline {
+    while dead().len() < N as usize && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let listed = dead();
-    assert_eq!(listed.len(), 5, "{backend}: {listed:?}");
+    assert_eq!(listed.len(), N as usize, "{backend}: {listed:?}");
     assert!(
         listed
             .iter()
             .all(|d| d["conversation_key"] == "101:30001" && d["last_error"] == "http_400")
     );
     assert!(
-        sink.wait_delivered(5, Duration::from_secs(30)).await,
+        sink.wait_delivered(N, Duration::from_secs(30)).await,
         "{backend}: the other conversation went through ({})",
         sink.delivered()
     );
     let stats: serde_json::Value =
         serde_json::from_str(&wagate_cli(&["journal", "stats"], &cfg)).unwrap();
-    assert_eq!(stats["stats"]["dead"], 5, "{backend}: {stats}");
+    assert_eq!(stats["stats"]["dead"], N, "{backend}: {stats}");
     broken.store(false, Ordering::SeqCst);
     let out = wagate_cli(
         &["dlq", "replay", "--filter", "conversation=101:30001"],
@@ -566,13 +569,14 @@ async fn dead_letters_and_replay(backend: &str, url: &str) {
     );
     assert_eq!(
         out.trim(),
-        "replayed 5 dead-lettered deliveries",
+        format!("replayed {N} dead-lettered deliveries"),
         "{backend}"
     );
     assert!(
-        sink.wait_delivered(10, Duration::from_secs(30)).await,
-        "{backend}: delivered {} of 10 after replay",
-        sink.delivered()
+        sink.wait_delivered(2 * N, Duration::from_secs(30)).await,
+        "{backend}: delivered {} of {} after replay",
+        sink.delivered(),
+        2 * N
     );
     assert_eq!(
         sink.order_errors(),
