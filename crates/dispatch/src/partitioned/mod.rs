@@ -35,7 +35,8 @@ use crate::{Settings, metrics};
 const TAKE_EVERY: Duration = Duration::from_millis(250);
 /// Partitions looked at per round.
 const TAKE_TRIES: u32 = 32;
-/// Partitions taken at most per round (so failover of N partitions takes about
+/// Partitions taken at most per round: N/16, 1 to 4 (few partitions go one at a time, so
+/// dispatchers starting together share them; failover of many takes about
 /// `hold_ttl + N / 16` seconds).
 const TAKE_MAX: usize = 4;
 
@@ -169,12 +170,21 @@ async fn hold_loop(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) 
                 }
             }
         }
-        // Workers that ended on their own (they only end when told) are dropped.
-        held.retain(|_, h| !h.task.is_finished());
+        // A worker that ended on its own found its partition stuck: give it up so it is
+        // taken afresh (a new holding starts a new consumer).
+        let ended: Vec<u32> = held
+            .iter()
+            .filter(|(_, h)| h.task.is_finished())
+            .map(|(&p, _)| p)
+            .collect();
+        for p in ended {
+            held.remove(&p);
+            let _ = shared.log.release(p, &shared.owner).await;
+        }
         if (held.len() as u32) < n && now >= next_take {
             let mut took = 0;
             for i in 0..n.min(TAKE_TRIES) {
-                if took == TAKE_MAX {
+                if took == (n as usize / 16).clamp(1, TAKE_MAX) {
                     break;
                 }
                 let p = (start + i) % n;

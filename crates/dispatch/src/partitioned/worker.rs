@@ -26,6 +26,10 @@ const READ_BATCH: usize = 256;
 const WINDOW: usize = 10_000;
 /// Longest a read waits for new entries.
 const READ_WAIT: Duration = Duration::from_secs(1);
+/// How long an idle partition may see nothing arrive while the broker says entries wait in
+/// it before the worker gives the partition up to have it taken afresh (a consumer left
+/// behind by a broker restart delivers nothing).
+const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 /// A delivery waiting in its (target, conversation) queue.
 struct Job {
@@ -55,6 +59,10 @@ struct Worker {
     /// unacknowledged in the broker meanwhile).
     unacked: Vec<EntryId>,
     last_ack_retry: Instant,
+    /// When the last entry arrived, and when the broker was last asked whether some wait.
+    last_entry: Instant,
+    last_stuck_check: Instant,
+    suspicious: bool,
 }
 
 /// Runs partition `p` until `stop`; then waits for the attempts in flight and records them.
@@ -72,6 +80,9 @@ pub(crate) async fn run(p: u32, shared: Arc<Shared>, stop: CancellationToken) {
         next_delivery: 0,
         unacked: Vec::new(),
         last_ack_retry: Instant::now(),
+        last_entry: Instant::now(),
+        last_stuck_check: Instant::now(),
+        suspicious: false,
     };
     tracing::info!(partition = p, "partition taken");
     loop {
@@ -84,8 +95,14 @@ pub(crate) async fn run(p: u32, shared: Arc<Shared>, stop: CancellationToken) {
         w.retry_acks().await;
         let wake_at = w.start_due(&done_tx);
         let room = w.entries.len() < WINDOW;
+        if w.stuck().await {
+            break;
+        }
         tokio::select! {
-            Some(e) = entry_rx.recv(), if room => w.accept(e).await,
+            Some(e) = entry_rx.recv(), if room => {
+                w.last_entry = Instant::now();
+                w.accept(e).await;
+            }
             Some(d) = done_rx.recv() => w.finish(d).await,
             () = tokio::time::sleep_until(wake_at.into()) => {}
             () = stop.cancelled() => {}
@@ -153,6 +170,44 @@ where
 }
 
 impl Worker {
+    /// `true` when nothing is in hand, nothing arrived for [`STUCK_AFTER`], and the broker
+    /// reported waiting entries twice in a row: the read side is stuck, so the partition is
+    /// given up (no unacknowledged entries, so nothing is sent twice) and taken afresh.
+    async fn stuck(&mut self) -> bool {
+        let idle = self.entries.is_empty() && self.unacked.is_empty() && self.inflight.is_empty();
+        if !idle || self.last_entry.elapsed() < STUCK_AFTER {
+            self.suspicious = false;
+            return false;
+        }
+        // One stats call covers every partition: with many partitions, ask less often.
+        let every = STUCK_AFTER / 2 * (self.shared.log.partitions() / 8).max(1);
+        if self.last_stuck_check.elapsed() < every {
+            return false;
+        }
+        self.last_stuck_check = Instant::now();
+        let waiting = match self.shared.log.stats().await {
+            Ok(s) => s
+                .partitions
+                .get(self.p as usize)
+                .map_or(0, |ps| ps.depth.saturating_sub(ps.unacked.unwrap_or(0))),
+            Err(_) => 0,
+        };
+        if waiting == 0 {
+            self.suspicious = false;
+            return false;
+        }
+        if !self.suspicious {
+            self.suspicious = true;
+            return false;
+        }
+        tracing::warn!(
+            partition = self.p,
+            waiting,
+            "entries wait in the partition but none arrive: taking it afresh"
+        );
+        true
+    }
+
     /// Takes a new entry: its deliveries join their queues, or it is acknowledged at once.
     async fn accept(&mut self, e: Entry) {
         let n = self.next_entry;
