@@ -62,10 +62,10 @@ pub struct LogStats {
 /// A partitioned, durable log on a broker. Object safe; cheap to share (`Arc<dyn Log>`).
 ///
 /// Holding: a partition is read by at most one holder at a time. [`Log::hold`] takes or renews
-/// it for `ttl`; a holder that stops renewing loses it when `ttl` has passed, and the next
-/// holder's first [`Log::read`] returns the entries the old one never acknowledged, in order,
-/// before new ones. Where the broker elects the single consumer itself (RabbitMQ's single
-/// active consumer), `hold` may answer `true` and the broker decides who gets entries.
+/// it for `ttl`; a holder that dies loses it (after `ttl`, or at once where the broker ties
+/// the hold to the holder's connection: RabbitMQ's exclusive queues), and the next holder's
+/// first [`Log::read`] returns the entries the old one never acknowledged, in order, before
+/// new ones.
 #[async_trait::async_trait]
 pub trait Log: Send + Sync + 'static {
     /// `journal.partitions`: partitions are numbered `0..partitions()`.
