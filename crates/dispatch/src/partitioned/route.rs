@@ -58,11 +58,13 @@ fn not_here() -> JournalError {
 impl Journal for LogJournal {
     async fn append(&self, request: Request) -> Result<Appended, JournalError> {
         let parts = partitions_of(&request, &self.providers, self.log.partitions());
-        let record = Record::Request(request.clone()).encode();
+        let id = request.id.clone();
+        // One encoded record (the only copy of the body) serves every partition.
+        let record = Record::Request(request).encode();
         let appends = parts.iter().map(|&p| {
-            let (log, record) = (self.log.clone(), record.clone());
-            let msg_id = format!("{}:{p}", request.id);
-            async move { log.append(p, &msg_id, record).await }
+            let record = record.clone();
+            let msg_id = format!("{id}:{p}");
+            async move { self.log.append(p, &msg_id, record).await }
         });
         for r in futures_util::future::join_all(appends).await {
             r?;
